@@ -1,0 +1,201 @@
+"""The typed per-host configuration that an inventory's host data is validated into."""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Address, IPv6Address
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from llmprov.core.model_ref import ModelRef, parse_model_ref
+
+Engine = Literal["ollama", "vllm", "llamacpp"]
+Runtime = Literal["systemd", "compose", "launchd", "windows-service"]
+OSName = Literal["linux", "macos", "windows"]
+Arch = Literal["x86_64", "aarch64"]
+GpuVendor = Literal["none", "nvidia", "amd", "jetson"]
+
+ENGINES: tuple[str, ...] = ("ollama", "vllm", "llamacpp")
+DEFAULT_PORTS: dict[str, int] = {"ollama": 11434, "vllm": 8000, "llamacpp": 8080}
+SERVICE_USERS: dict[str, str] = {"ollama": "ollama", "vllm": "vllm", "llamacpp": "llamacpp"}
+
+# The Ollama release llmprov installs when the inventory names none.
+DEFAULT_OLLAMA_VERSION = "0.12.6"
+# The llama-cpp-python source distribution whose vendored llama.cpp llmprov builds by default.
+DEFAULT_LLAMACPP_PYPI_VERSION = "0.3.36"
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+_VERSION = re.compile(r"^[0-9]+(\.[0-9]+){1,3}([a-z0-9.+-]*)$")
+_DURATION = re.compile(r"^(-1|0|([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+)$")
+# Flags that llmprov sets itself from typed settings; passing them again in extra_args would
+# either conflict or, for keys, put a secret on the command line.
+_RESERVED_FLAGS = ("--host", "--port", "--api-key", "--model", "--served-model-name")
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+def _check_version(value: str | None) -> str | None:
+    if value is not None and not _VERSION.match(value):
+        raise ValueError(f"must be a version like 1.2.3, got {value!r}")
+    return value
+
+
+def _check_extra_args(value: list[str]) -> list[str]:
+    for arg in value:
+        flag = arg.split("=", 1)[0]
+        if flag in _RESERVED_FLAGS:
+            raise ValueError(
+                f"{flag} is set by llmprov from typed settings (bind, port, api_key_file, model); "
+                "remove it from extra_args"
+            )
+    return value
+
+
+class GpuSettings(_Strict):
+    """What the inventory states about a host's GPUs; deploy-time facts fill what is left out."""
+
+    vendor: GpuVendor = "none"
+    count: Annotated[int, Field(ge=0, le=64)] = 0
+    driver_version: str | None = None
+    compute_capability: str | None = Field(default=None, pattern=r"^[0-9]{1,2}\.[0-9]$")
+
+    _v = field_validator("driver_version")(_check_version)
+
+
+class MirrorSettings(_Strict):
+    """Artifact sources for offline or air-gapped sites; the official sources are used otherwise."""
+
+    pip_index_url: str | None = Field(default=None, pattern=r"^https?://")
+    pip_find_links: str | None = Field(default=None, pattern=r"^(https?|file)://")
+    ollama_base_url: str | None = Field(default=None, pattern=r"^https?://")
+    ollama_dir: str | None = None
+    llamacpp_source_url: str | None = Field(default=None, pattern=r"^(https?|file)://")
+
+
+class VllmSettings(_Strict):
+    version: str | None = None
+    tensor_parallel_size: PositiveInt | None = None
+    pipeline_parallel_size: PositiveInt = 1
+    max_model_len: Annotated[int, Field(ge=16)] | None = None
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    enforce_eager: bool = False
+    cpu_kvcache_space_gib: PositiveInt = 4
+    extra_args: list[str] = Field(default_factory=list)
+
+    _v = field_validator("version")(_check_version)
+    _e = field_validator("extra_args")(_check_extra_args)
+
+
+class OllamaSettings(_Strict):
+    version: str = DEFAULT_OLLAMA_VERSION
+    num_parallel: PositiveInt | None = None
+    max_loaded_models: PositiveInt | None = None
+    keep_alive: str | None = None
+    max_queue: PositiveInt | None = None
+    flash_attention: bool | None = None
+    kv_cache_type: Literal["f16", "q8_0", "q4_0"] | None = None
+    context_length: Annotated[int, Field(ge=256)] | None = None
+    models_dir: str | None = None
+    install_method: Literal["archive", "brew", "app", "installer", "zip-service"] | None = None
+
+    _v = field_validator("version")(_check_version)
+
+    @field_validator("keep_alive")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and not _DURATION.match(value):
+            raise ValueError(f"must be a duration like 5m, 1h30m, 0 or -1, got {value!r}")
+        return value
+
+
+class LlamacppSettings(_Strict):
+    source: Literal["pypi", "upstream"] = "pypi"
+    pypi_version: str = DEFAULT_LLAMACPP_PYPI_VERSION
+    release: str | None = Field(default=None, pattern=r"^b[0-9]{3,6}$")
+    parallel: Annotated[int, Field(ge=1, le=256)] = 4
+    ctx_size: Annotated[int, Field(ge=256)] = 4096
+    threads: PositiveInt | None = None
+    native: bool = True
+    extra_args: list[str] = Field(default_factory=list)
+
+    _v = field_validator("pypi_version")(_check_version)
+    _e = field_validator("extra_args")(_check_extra_args)
+
+
+class HostSettings(_Strict):
+    """Every llmprov key a host's data may carry. Validated field by field; see validate.py."""
+
+    engine: Engine
+    os: OSName = "linux"
+    arch: Arch = "x86_64"
+    runtime: Runtime | None = None
+    model: str
+    model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    served_model_name: str | None = Field(default=None, pattern=_NAME.pattern)
+    bind: IPv4Address | IPv6Address = IPv4Address("127.0.0.1")
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    api_key_file: str | None = None
+    hf_token_file: str | None = None
+    gpu: GpuSettings = Field(default_factory=GpuSettings)
+    mirror: MirrorSettings = Field(default_factory=MirrorSettings)
+    vllm: VllmSettings = Field(default_factory=VllmSettings)
+    ollama: OllamaSettings = Field(default_factory=OllamaSettings)
+    llamacpp: LlamacppSettings = Field(default_factory=LlamacppSettings)
+    smoke: bool = True
+    bench: bool = True
+
+
+LLMPROV_KEYS: frozenset[str] = frozenset(HostSettings.model_fields)
+
+
+class HostConfig(BaseModel):
+    """A host's validated settings with every default resolved: what rendering and deploys read."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    settings: HostSettings
+    runtime: Runtime
+    port: int
+    model_ref: ModelRef
+    served_model_name: str
+    api_key: str | None = None
+    hf_token: str | None = None
+
+    @property
+    def engine(self) -> Engine:
+        return self.settings.engine
+
+    @property
+    def os(self) -> OSName:
+        return self.settings.os
+
+    @property
+    def bind(self) -> str:
+        return str(self.settings.bind)
+
+    @property
+    def service_user(self) -> str:
+        return SERVICE_USERS[self.engine]
+
+    @property
+    def gpu(self) -> GpuSettings:
+        return self.settings.gpu
+
+    @property
+    def has_nvidia(self) -> bool:
+        return self.settings.gpu.vendor in ("nvidia", "jetson") and self.settings.gpu.count > 0
+
+
+def default_runtime(os: OSName) -> Runtime:
+    return {"linux": "systemd", "macos": "launchd", "windows": "windows-service"}[os]  # type: ignore[return-value]
+
+
+def resolve_model_ref(settings: HostSettings) -> ModelRef:
+    return parse_model_ref(settings.model, settings.model_sha256)

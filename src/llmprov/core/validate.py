@@ -1,0 +1,251 @@
+"""Validation of host data into HostConfig: every fault as a (host, field, reason) line, none fatal alone."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from llmprov.core.config import (
+    DEFAULT_PORTS,
+    ENGINES,
+    LLMPROV_KEYS,
+    HostConfig,
+    HostSettings,
+    default_runtime,
+    resolve_model_ref,
+)
+from llmprov.core.model_ref import FileRef, ModelRef, ModelRefError, OllamaRef
+
+# Host data keys that belong to pyinfra (connectors' settings and global operation arguments)
+# or to the user (x_*) and pass through untouched.
+PASSTHROUGH_PREFIXES: tuple[str, ...] = (
+    "_",
+    "ssh_",
+    "docker_",
+    "dockerssh_",
+    "podman_",
+    "podmanssh_",
+    "chroot_",
+    "local_",
+    "vagrant_",
+    "terraform_",
+    "winrm_",
+    "x_",
+)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    host: str
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.host}: {self.field}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ControllerFiles:
+    """Read access to the controller's files, injected so validation stays pure.
+
+    `read` returns a file's text or raises OSError; `exists` answers for a file or folder. Paths are
+    as written in the inventory; the caller resolves relative ones against the inventory's folder.
+    """
+
+    read: Callable[[str], str]
+    exists: Callable[[str], bool]
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _reason(err: Mapping[str, Any]) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    got = f", got {_show(err.get('input'))}"
+    bounds = {
+        "greater_than_equal": (">=", "ge"),
+        "greater_than": (">", "gt"),
+        "less_than_equal": ("<=", "le"),
+        "less_than": ("<", "lt"),
+    }
+    if kind in bounds:
+        op, key = bounds[kind]
+        return f"must be {op} {ctx[key]}{got}"
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected']}{got}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"must be an integer{got}"
+    if kind in ("float_type", "float_parsing"):
+        return f"must be a number{got}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"must be true or false{got}"
+    if kind in ("string_type",):
+        return f"must be a string{got}"
+    if kind in ("list_type",):
+        return f"must be a list{got}"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"must be a mapping of settings{got}"
+    if kind == "missing":
+        return "required"
+    if kind == "string_pattern_mismatch":
+        return f"must match {ctx['pattern']}{got}"
+    if kind in ("ip_any_address", "ip_v4_address", "ip_v6_address") or kind.startswith("ip_"):
+        return f"must be an IP address{got}"
+    if kind == "union_tag_invalid" or kind.endswith("_type"):
+        return f"has the wrong type{got}"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    return f"{err['msg'][:1].lower()}{err['msg'][1:]}{got}"
+
+
+def _unknown_key(key: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown llmprov key{hint} (pyinfra keys start with ssh_, _ and the like; own data with x_)"
+
+
+def split_host_data(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Split host data into llmprov keys, passthrough keys and unknown keys."""
+    ours: dict[str, Any] = {}
+    passthrough: dict[str, Any] = {}
+    unknown: list[str] = []
+    for key, value in data.items():
+        if key in LLMPROV_KEYS:
+            ours[key] = value
+        elif key.startswith(PASSTHROUGH_PREFIXES):
+            passthrough[key] = value
+        else:
+            unknown.append(key)
+    return ours, passthrough, unknown
+
+
+def _cross_checks(
+    host: str, s: HostSettings, ref: ModelRef, files: ControllerFiles
+) -> list[FieldError]:
+    """Rules that span several fields; each fault names the field a user should change."""
+    errs: list[FieldError] = []
+
+    def err(field: str, reason: str) -> None:
+        errs.append(FieldError(host, field, reason))
+
+    runtime = s.runtime or default_runtime(s.os)
+    allowed = {
+        "linux": ("systemd", "compose"),
+        "macos": ("launchd",),
+        "windows": ("windows-service",),
+    }[s.os]
+    if runtime not in allowed:
+        err("runtime", f"{runtime!r} does not run on {s.os}; use one of {', '.join(allowed)}")
+    if s.engine == "vllm" and s.os != "linux":
+        err("engine", f"vllm runs on Linux hosts only, this host's os is {s.os!r}")
+    if s.engine == "llamacpp" and s.os == "windows":
+        err("engine", "llamacpp is deployed on Linux and macOS hosts; use ollama on windows")
+    if s.engine == "ollama" and s.api_key_file is not None:
+        err(
+            "api_key_file",
+            "ollama has no API key support; put a reverse proxy in front or remove it",
+        )
+    if isinstance(ref, OllamaRef) and s.engine != "ollama":
+        err("model", f"an ollama:// model is served by the ollama engine only, not {s.engine}")
+    if s.gpu.vendor == "none" and s.gpu.count > 0:
+        err("gpu.count", f"is {s.gpu.count} but gpu.vendor is 'none'")
+    if s.gpu.vendor != "none" and s.gpu.count == 0:
+        err("gpu.count", f"must be >= 1 when gpu.vendor is {s.gpu.vendor!r}, got 0")
+    if s.gpu.vendor in ("amd", "jetson") and s.engine == "vllm":
+        err("gpu.vendor", f"llmprov builds vLLM for NVIDIA GPUs and CPUs, not {s.gpu.vendor!r}")
+    tp = s.vllm.tensor_parallel_size
+    if s.engine == "vllm" and tp is not None and s.gpu.count and tp > s.gpu.count:
+        err("vllm.tensor_parallel_size", f"is {tp} but the host has {s.gpu.count} GPU(s)")
+    if s.engine == "vllm" and tp is not None and tp > 1 and s.gpu.count == 0:
+        err("vllm.tensor_parallel_size", f"is {tp} on a host without GPUs; it must be 1 on the CPU")
+    kv = s.ollama.kv_cache_type
+    if kv in ("q8_0", "q4_0") and s.ollama.flash_attention is not True:
+        err("ollama.kv_cache_type", f"{kv} needs ollama.flash_attention: true")
+    per_slot = s.llamacpp.ctx_size // s.llamacpp.parallel
+    if s.engine == "llamacpp" and per_slot < 128:
+        err(
+            "llamacpp.ctx_size",
+            f"{s.llamacpp.ctx_size} over {s.llamacpp.parallel} slots leaves {per_slot} tokens "
+            "per slot; give at least 128 per slot",
+        )
+    if s.llamacpp.source == "upstream" and s.llamacpp.release is None:
+        err("llamacpp.release", "required when llamacpp.source is 'upstream' (a tag like b6710)")
+    if s.bind.is_unspecified and s.api_key_file is None and s.engine != "ollama":
+        err(
+            "api_key_file", f"required when bind is {s.bind} (the API would be open to the network)"
+        )
+    for field in ("api_key_file", "hf_token_file"):
+        path = getattr(s, field)
+        if path is None:
+            continue
+        try:
+            text = files.read(path).strip()
+        except OSError as exc:
+            err(field, f"cannot read {path!r}: {exc.strerror or exc}")
+            continue
+        if not text or "\n" in text:
+            err(field, f"{path!r} must hold exactly one non-empty line")
+    if isinstance(ref, FileRef) and not files.exists(ref.path):
+        err("model", f"file not found on the controller: {ref.path!r}")
+    return errs
+
+
+def validate_host(
+    host: str,
+    data: Mapping[str, Any],
+    files: ControllerFiles,
+    engine_override: str | None = None,
+) -> HostConfig | list[FieldError]:
+    """Validate one host's data; return its config, or every fault found."""
+    ours, _passthrough, unknown = split_host_data(data)
+    errors = [FieldError(host, key, _unknown_key(key, LLMPROV_KEYS)) for key in sorted(unknown)]
+    if engine_override is not None:
+        if engine_override not in ENGINES:
+            errors.append(
+                FieldError(
+                    host, "engine", f"--engine must be one of {ENGINES}, got {engine_override!r}"
+                )
+            )
+        else:
+            ours["engine"] = engine_override
+    try:
+        settings = HostSettings.model_validate(ours)
+    except ValidationError as exc:
+        for e in exc.errors():
+            field = ".".join(str(p) for p in e["loc"]) or "data"
+            reason = _reason(e)
+            if e["type"] == "extra_forbidden":
+                section = getattr(
+                    HostSettings.model_fields.get(str(e["loc"][0])), "annotation", None
+                )
+                known = getattr(section, "model_fields", {})
+                reason = _unknown_key(str(e["loc"][-1]), known)
+            errors.append(FieldError(host, field, reason))
+        return errors
+    try:
+        ref = resolve_model_ref(settings)
+    except ModelRefError as exc:
+        return [*errors, FieldError(host, "model", str(exc))]
+    errors.extend(_cross_checks(host, settings, ref, files))
+    if errors:
+        return errors
+
+    def secret(path: str | None) -> str | None:
+        return files.read(path).strip() if path is not None else None
+
+    return HostConfig(
+        name=host,
+        settings=settings,
+        runtime=settings.runtime or default_runtime(settings.os),
+        port=settings.port or DEFAULT_PORTS[settings.engine],
+        model_ref=ref,
+        served_model_name=settings.served_model_name or ref.default_name,
+        api_key=secret(settings.api_key_file),
+        hf_token=secret(settings.hf_token_file),
+    )

@@ -1,0 +1,1 @@
+"""pyinfra deploys: facts plus a validated config become operations."""

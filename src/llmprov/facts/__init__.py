@@ -1,0 +1,1 @@
+"""pyinfra facts that read host state."""

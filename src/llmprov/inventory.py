@@ -50,7 +50,7 @@ def _python_error(path: Path, exc: BaseException) -> FieldError:
 
 def load_pyinfra_inventory(path: Path) -> Any:
     """Build a pyinfra Inventory from a Python inventory file, without connecting to any host."""
-    from pyinfra.api import State
+    from pyinfra.api.state import State
     from pyinfra.context import ctx_state
     from pyinfra_cli.inventory import make_inventory_from_files
 
@@ -86,7 +86,7 @@ def load_inventory(
             continue
         data = host.data.dict()
         host_data[host.name] = data
-        result = validate_host(host.name, data, files, engine_override)
+        result = validate_host(host.name, data, files, engine_override, str(path.resolve().parent))
         if isinstance(result, list):
             errors.extend(result)
         else:

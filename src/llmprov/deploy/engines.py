@@ -1,20 +1,24 @@
-"""The one entry a deploy goes through: pick the engine's deploy for a validated host config."""
+"""The one entry a deploy goes through: pick the deploy for a validated host's engine, OS and runtime."""
 
 from __future__ import annotations
 
+import importlib
+
 from llmprov.core.config import HostConfig
+
+# (engine, os, runtime) -> "module:function" taking the HostConfig; imported only when used.
+DEPLOYS: dict[tuple[str, str, str], str] = {
+    ("llamacpp", "linux", "systemd"): "llmprov.deploy.llamacpp:deploy_llamacpp",
+}
 
 
 class UnsupportedTarget(Exception):
-    """This engine, runtime and OS combination has no deploy yet."""
+    """This engine, OS and runtime combination has no deploy."""
 
 
 def deploy_host(cfg: HostConfig) -> None:
-    if cfg.os == "linux" and cfg.runtime == "systemd" and cfg.engine == "llamacpp":
-        from llmprov.deploy.llamacpp import deploy_llamacpp
-
-        deploy_llamacpp(cfg)
-        return
-    raise UnsupportedTarget(
-        f"{cfg.name}: no deploy for {cfg.engine} on {cfg.os} with {cfg.runtime} yet"
-    )
+    target = DEPLOYS.get((cfg.engine, cfg.os, cfg.runtime))
+    if target is None:
+        raise UnsupportedTarget(f"{cfg.name}: no deploy for {cfg.engine} on {cfg.os} with {cfg.runtime}")
+    module, _, func = target.partition(":")
+    getattr(importlib.import_module(module), func)(cfg)

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(debootstrap systemd-container iptables systemd openssh-client iproute2 curl)
+DEBIAN_PACKAGES=(debootstrap systemd-container iptables systemd openssh-client iproute2 curl vagrant)
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

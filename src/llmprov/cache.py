@@ -19,6 +19,11 @@ def cache_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "llmprov"
 
 
+def binary_cache_dir_name() -> str:
+    """The cache folder of built llama.cpp binaries, relative to cache_root()."""
+    return "llamacpp"
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:

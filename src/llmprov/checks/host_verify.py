@@ -18,7 +18,7 @@ class Check:
     detail: str
 
 
-def testinfra_host(name: str, data: Mapping[str, Any]) -> Any:
+def connect_testinfra(name: str, data: Mapping[str, Any]) -> Any:
     """A testinfra host reached the way pyinfra reaches it (ssh_* data), or locally for @local."""
     import testinfra
 

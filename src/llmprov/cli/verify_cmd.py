@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_or_report(args.inventory, args.engine, args.limit)
     if loaded is None:
         return EXIT_BAD_INPUT
-    from llmprov.checks.host_verify import Check, testinfra_host, verify_host
+    from llmprov.checks.host_verify import Check, connect_testinfra, verify_host
 
     table = Table(title=f"verify {args.inventory}")
     for col in ("host", "check", "result", "detail"):
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     failed_hosts: list[str] = []
     for name, cfg in loaded.hosts.items():
         try:
-            checks = verify_host(cfg, testinfra_host(name, loaded.host_data[name]))
+            checks = verify_host(cfg, connect_testinfra(name, loaded.host_data[name]))
         except Exception as exc:  # unreachable host: one failed row, the others still run
             checks = [Check("connect", False, f"{type(exc).__name__}: {exc}")]
         for c in checks:

@@ -11,7 +11,7 @@ from pyinfra.facts.files import File
 from pyinfra.facts.server import Arch
 from pyinfra.operations import apt, files, server
 
-from llmprov.cache import cache_root, fetch_pypi_sdist, prune
+from llmprov.cache import binary_cache_dir_name, cache_root, fetch_pypi_sdist, prune
 from llmprov.core.config import HostConfig
 from llmprov.core.layout import EngineLayout
 from llmprov.core.llamacpp_build import (
@@ -34,7 +34,7 @@ BINARY_CACHE_BYTES = 2 * 1024**3
 
 
 def binary_cache_dir() -> Path:
-    return cache_root() / "llamacpp"
+    return cache_root() / binary_cache_dir_name()
 
 
 def _install_build(cfg: HostConfig, key: str) -> list[Any]:

@@ -1,0 +1,1 @@
+# Test stand-in: required by vagrant's WinRM plugin; see winrm.rb.

@@ -4,22 +4,48 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from packaging.version import Version
+
 from llmprov.core.config import HostConfig
 from llmprov.core.render import RenderedFile, Resolved, render_host
-
-# The vLLM release a compose file pins when the inventory names none and no matrix answer is at hand.
-DEFAULT_VLLM_VERSION = "0.11.0"
+from llmprov.core.resolve import NoCompatibleBuild, resolve
 
 
 class PlanError(ValueError):
     """Files cannot be planned for a host; the message is `host: field: reason`."""
 
 
+def _vllm_version(cfg: HostConfig) -> str | None:
+    """The vLLM release a compose image pins: the inventory's, else the matrix's answer for its data."""
+    s = cfg.settings
+    if s.vllm.version or cfg.engine != "vllm" or cfg.runtime != "compose":
+        return s.vllm.version
+    gpu = s.gpu
+    if gpu.count and not gpu.driver_version:
+        raise PlanError(
+            f"{cfg.name}: vllm.version: a compose file pins its image; state vllm.version or "
+            "gpu.driver_version (render contacts no host to detect it)"
+        )
+    cc = tuple(int(p) for p in gpu.compute_capability.split(".")) if gpu.compute_capability else None
+    try:
+        found = resolve(
+            driver=Version(gpu.driver_version) if gpu.driver_version else None,
+            compute_capability=cc,  # type: ignore[arg-type]
+            os=s.os,
+            arch=s.arch,
+            requested_vllm=None,
+            cpu=gpu.count == 0,
+        )
+    except NoCompatibleBuild as exc:
+        raise PlanError(f"{cfg.name}: vllm.version: {exc}") from exc
+    return found.vllm
+
+
 def offline_resolved(cfg: HostConfig) -> Resolved:
     """What rendering needs to know, from the inventory alone (render contacts no host)."""
     s = cfg.settings
     return Resolved(
-        vllm_version=s.vllm.version or DEFAULT_VLLM_VERSION,
+        vllm_version=_vllm_version(cfg),
         vllm_cpu=s.gpu.count == 0,
         gpu_count=s.gpu.count if s.gpu.vendor in ("nvidia", "jetson") else 0,
         llamacpp_image_tag=s.llamacpp.release,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ def write_inventory(path: Path, host: SandboxHost, model: Path, **extra: object)
         "llamacpp": {"parallel": 2, "ctx_size": 2048, "threads": 2},
         **extra,
     }
-    path.write_text(f"hosts = [({name!r}, {json.dumps(data)})]\n")
+    path.write_text(f"hosts = [({name!r}, {data!r})]\n")
     return path
 
 

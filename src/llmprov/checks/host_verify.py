@@ -83,7 +83,10 @@ def verify_host(cfg: HostConfig, host: Any) -> list[Check]:
             return f.exists and f.user == "root", f"{layout.dropin_path} owner {f.user}"
         f = host.file(layout.env_file)
         ok = f.exists and f.mode == 0o600 and f.user == "root"
-        return ok, f"{layout.env_file} mode {oct(f.mode) if f.exists else '-'} owner {f.user if f.exists else '-'}"
+        return (
+            ok,
+            f"{layout.env_file} mode {oct(f.mode) if f.exists else '-'} owner {f.user if f.exists else '-'}",
+        )
 
     def model() -> tuple[bool, str]:
         path = model_path(cfg)
@@ -100,7 +103,10 @@ def verify_host(cfg: HostConfig, host: Any) -> list[Check]:
         ("service user exists", user),
         (f"{unit} enabled and active", service),
         (f"listening on {cfg.bind}:{cfg.port} only", listening),
-        ("settings file 0600 root" if cfg.engine != "ollama" else "settings drop-in", settings_file),
+        (
+            "settings file 0600 root" if cfg.engine != "ollama" else "settings drop-in",
+            settings_file,
+        ),
         ("model present", model),
         ("API answering", api),
     ]:

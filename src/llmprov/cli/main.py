@@ -14,6 +14,12 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "llmprov.cli.render_cmd",
     "llmprov.cli.deploy_cmd",
     "llmprov.cli.validate_cmd",
+    "llmprov.cli.verify_cmd",
+    "llmprov.cli.bench_cmd",
+    "llmprov.cli.check_cmd",
+    "llmprov.cli.sandbox_cmd",
+    "llmprov.cli.models_cmd",
+    "llmprov.cli.matrix_cmd",
 )
 
 

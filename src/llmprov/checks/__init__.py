@@ -1,0 +1,1 @@
+"""HTTP checks (smoke, throughput) through an injected httpx client."""

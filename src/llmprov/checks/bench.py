@@ -1,0 +1,433 @@
+"""Throughput load generator: streamed OpenAI chat completions at bounded concurrency, and prompts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from llmprov.core.bench_stats import (
+    BenchResult,
+    RequestRecord,
+    result_to_line,
+    results_from_lines,
+)
+
+CHAT_PATH = "/v1/chat/completions"
+
+# Engines (as llmprov names them) whose chat endpoint takes `ignore_eos`, so every request
+# yields exactly max_tokens. Ollama ignores the field.
+IGNORE_EOS_ENGINES = frozenset({"vllm", "llamacpp"})
+
+Messages = list[dict[str, Any]]
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot go on (the warm-up request failed)."""
+
+
+class PromptsFileError(ValueError):
+    """A prompts file line that is not a prompt; the message names `file:line`."""
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    model: str
+    concurrencies: tuple[int, ...] = (1, 4, 16)
+    # Requests per concurrency level.
+    requests: int = 32
+    max_tokens: int = 64
+    ignore_eos: bool = True
+    api_key: str | None = None
+    # Bound on one request, sending to last byte.
+    request_timeout_s: float = 300.0
+    # After this long a level starts no new request; those in flight finish or time out.
+    level_time_limit_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not self.concurrencies or min(self.concurrencies) < 1:
+            raise ValueError(f"concurrency levels must be >= 1, got {self.concurrencies}")
+        if self.requests < 1:
+            raise ValueError(f"requests must be >= 1, got {self.requests}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+
+
+@dataclass(frozen=True, slots=True)
+class BenchProgress:
+    concurrency: int
+    done: int
+    failed: int
+    total: int
+
+
+ProgressCallback = Callable[[BenchProgress], None]
+
+
+def engine_accepts_ignore_eos(engine: str) -> bool:
+    return engine.lower() in IGNORE_EOS_ENGINES
+
+
+# --- prompts -------------------------------------------------------------------------------------
+
+_WORDS = [
+    "river",
+    "mountain",
+    "engine",
+    "harbor",
+    "lantern",
+    "copper",
+    "orchard",
+    "signal",
+    "winter",
+    "garden",
+    "bridge",
+    "compass",
+    "library",
+    "thunder",
+    "meadow",
+    "circuit",
+    "valley",
+    "furnace",
+    "island",
+    "market",
+    "canyon",
+    "glacier",
+    "beacon",
+    "voyage",
+    "forest",
+    "quarry",
+    "railway",
+    "tide",
+    "archive",
+    "prism",
+    "falcon",
+    "ember",
+    "cellar",
+    "orbit",
+    "meadowlark",
+    "granite",
+    "workshop",
+    "storm",
+    "atlas",
+    "cobalt",
+    "lighthouse",
+    "mill",
+    "courier",
+    "frontier",
+    "satellite",
+    "kiln",
+    "delta",
+    "summit",
+    "observatory",
+    "caravan",
+    "reef",
+    "foundry",
+    "marsh",
+    "citadel",
+    "aurora",
+    "ledger",
+    "tundra",
+    "relay",
+    "windmill",
+    "monsoon",
+    "spire",
+    "lagoon",
+]
+
+
+def synthetic_prompts(count: int, seed: int = 0) -> list[Messages]:
+    """`count` single-turn prompts of 32-96 filler words, the same for the same seed."""
+    rng = random.Random(seed)
+    prompts: list[Messages] = []
+    for _ in range(count):
+        topics = rng.sample(_WORDS, 3)
+        context = " ".join(rng.choices(_WORDS, k=rng.randint(32, 96)))
+        text = (
+            f"Notes: {context}.\n"
+            f"Using the notes, write a long story about {topics[0]}, {topics[1]} and {topics[2]}."
+        )
+        prompts.append([{"role": "user", "content": text}])
+    return prompts
+
+
+def parse_prompt_lines(lines: Iterable[str], source: str) -> list[Messages]:
+    """Read `{"prompt": "..."}` or `{"messages": [...]}` per line; blank lines are skipped."""
+    prompts: list[Messages] = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            prompts.append(_parse_prompt_line(line, f"{source}:{number}"))
+    if not prompts:
+        raise PromptsFileError(f"{source}: no prompts in file")
+    return prompts
+
+
+def _parse_prompt_line(line: str, where: str) -> Messages:
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise PromptsFileError(f"{where}: not JSON: {exc.msg}") from None
+    if not isinstance(item, dict) or ("prompt" in item) == ("messages" in item):
+        raise PromptsFileError(f'{where}: expected an object with one of "prompt" or "messages"')
+    if "prompt" in item:
+        prompt = item["prompt"]
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise PromptsFileError(f'{where}: "prompt" must be a non-empty string')
+        return [{"role": "user", "content": prompt}]
+    messages = item["messages"]
+    if not isinstance(messages, list) or not messages:
+        raise PromptsFileError(f'{where}: "messages" must be a non-empty list')
+    for index, message in enumerate(messages):
+        if not (
+            isinstance(message, dict)
+            and isinstance(message.get("role"), str)
+            and isinstance(message.get("content"), str | list)
+        ):
+            raise PromptsFileError(
+                f'{where}: messages[{index}] needs a string "role" and a "content"'
+            )
+    return messages
+
+
+def load_prompts(path: Path) -> list[Messages]:
+    """Prompts from a JSONL file; OSError propagates for a missing or unreadable file."""
+    with path.open(encoding="utf-8") as handle:
+        return parse_prompt_lines(handle, str(path))
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+
+def open_async_client(
+    base_url: str,
+    max_concurrency: int,
+    timeout_s: float = 300.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """A client with a connection for each of `max_concurrency` requests, so no request queues
+    for a connection inside httpx and time spent waiting is the server's."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 30.0)),
+        transport=transport or ShardedTransport(max_concurrency),
+    )
+
+
+def _http_pool(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    return httpx.AsyncHTTPTransport(limits=limits)
+
+
+class ShardedTransport(httpx.AsyncBaseTransport):
+    """Connection pools of at most SHARD connections, each request sent through the least busy.
+
+    httpcore 1.0's pool does work quadratic in its connection count whenever a request starts or
+    ends (`_assign_requests_to_connections`); with one pool of 64 that was half the client's CPU
+    time and capped it near 150 streams/s on loopback. Every pool has a free connection as long
+    as no more than `concurrency` requests are in flight, which the semaphore guarantees.
+    """
+
+    SHARD = 8
+
+    def __init__(
+        self,
+        concurrency: int,
+        make_pool: Callable[[httpx.Limits], httpx.AsyncBaseTransport] = _http_pool,
+    ) -> None:
+        limits = httpx.Limits(max_connections=self.SHARD, max_keepalive_connections=self.SHARD)
+        count = -(-concurrency // self.SHARD)
+        self._pools = [make_pool(limits) for _ in range(count)]
+        self._busy = [0] * count
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        index = min(range(len(self._busy)), key=self._busy.__getitem__)
+        self._busy[index] += 1
+        try:
+            response = await self._pools[index].handle_async_request(request)
+        except BaseException:
+            self._busy[index] -= 1
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Released(response.stream, lambda: self._release(index))
+        return response
+
+    def _release(self, index: int) -> None:
+        self._busy[index] -= 1
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.aclose()
+
+
+class _Released(httpx.AsyncByteStream):
+    """A response body that calls `on_close` once when closed."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, on_close: Callable[[], None]) -> None:
+        self._stream = stream
+        self._on_close: Callable[[], None] | None = on_close
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for part in self._stream:
+            yield part
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            if self._on_close is not None:
+                self._on_close()
+                self._on_close = None
+
+
+def chat_request_body(config: BenchConfig, messages: Messages) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": config.model,
+        "messages": messages,
+        "max_tokens": config.max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if config.ignore_eos:
+        body["ignore_eos"] = True
+    return body
+
+
+async def send_request(
+    client: httpx.AsyncClient, config: BenchConfig, messages: Messages
+) -> RequestRecord:
+    """One streamed chat completion, timed; every failure becomes a failed record."""
+    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+    body = chat_request_body(config, messages)
+    start = time.perf_counter()
+    stamps: list[float] = []
+    usage_tokens: int | None = None
+
+    def failed(error: str) -> RequestRecord:
+        return RequestRecord(ok=False, start_s=start, end_s=time.perf_counter(), error=error)
+
+    try:
+        async with (
+            asyncio.timeout(config.request_timeout_s),
+            client.stream("POST", CHAT_PATH, json=body, headers=headers) as response,
+        ):
+            if response.status_code != 200:
+                text = (await response.aread()).decode("utf-8", "replace").strip()
+                return failed(f"HTTP {response.status_code}: {text[:200]}")
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    # Read on to the body's end: httpx reuses a connection only once the
+                    # response is fully read, and a closed one costs a reconnect per request.
+                    continue
+                chunk = json.loads(data)
+                if not isinstance(chunk, dict):
+                    return failed("malformed stream chunk")
+                if chunk.get("error"):
+                    return failed(f"error in stream: {chunk['error']}")
+                usage = chunk.get("usage")
+                if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+                    usage_tokens = usage["completion_tokens"]
+                if _has_content(chunk):
+                    stamps.append(time.perf_counter())
+    except TimeoutError:
+        return failed(f"no complete answer within {config.request_timeout_s:g} s")
+    except httpx.HTTPError as exc:
+        return failed(f"{type(exc).__name__}: {exc}")
+    except json.JSONDecodeError:
+        return failed("malformed stream chunk")
+    end = time.perf_counter()
+    if not stamps:
+        return RequestRecord(ok=False, start_s=start, end_s=end, error="stream carried no content")
+    return RequestRecord(
+        ok=True,
+        start_s=start,
+        end_s=end,
+        ttft_s=stamps[0] - start,
+        itl_s=tuple(b - a for a, b in pairwise(stamps)),
+        output_tokens=usage_tokens if usage_tokens is not None else len(stamps),
+    )
+
+
+def _has_content(chunk: dict[str, Any]) -> bool:
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        # Reasoning models stream their thinking tokens apart from the answer; both are output.
+        if delta.get("content") or delta.get("reasoning_content"):
+            return True
+    return False
+
+
+async def run_level(
+    client: httpx.AsyncClient,
+    config: BenchConfig,
+    prompts: Sequence[Messages],
+    concurrency: int,
+    on_progress: ProgressCallback | None = None,
+) -> list[RequestRecord]:
+    """`config.requests` requests, at most `concurrency` in flight, prompts taken in turn.
+
+    After `config.level_time_limit_s` no new request starts, so a level may return fewer records.
+    """
+    if not prompts:
+        raise ValueError("no prompts")
+    semaphore = asyncio.Semaphore(concurrency)
+    deadline = time.perf_counter() + config.level_time_limit_s
+    records: list[RequestRecord] = []
+    failed = 0
+
+    async def one(index: int) -> None:
+        nonlocal failed
+        async with semaphore:
+            if time.perf_counter() >= deadline:
+                return
+            record = await send_request(client, config, prompts[index % len(prompts)])
+        records.append(record)
+        failed += not record.ok
+        if on_progress is not None:
+            on_progress(BenchProgress(concurrency, len(records), failed, config.requests))
+
+    await asyncio.gather(*(one(i) for i in range(config.requests)))
+    return records
+
+
+async def run_bench(
+    client: httpx.AsyncClient,
+    config: BenchConfig,
+    prompts: Sequence[Messages],
+    on_progress: ProgressCallback | None = None,
+) -> dict[int, list[RequestRecord]]:
+    """A warm-up request, then each concurrency level in turn; records per level.
+
+    Raises BenchError when the warm-up fails: a wrong model name or URL shows here, once,
+    rather than as every request of every level failing.
+    """
+    warm = await send_request(client, config, prompts[0])
+    if not warm.ok:
+        raise BenchError(f"warm-up request failed: {warm.error}")
+    return {
+        level: await run_level(client, config, prompts, level, on_progress)
+        for level in config.concurrencies
+    }
+
+
+# --- results files -------------------------------------------------------------------------------
+
+
+def append_results(path: Path, results: Iterable[BenchResult]) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.writelines(result_to_line(r) for r in results)
+
+
+def read_results(path: Path) -> list[BenchResult]:
+    """Records of a results file; OSError for a missing file, ResultsFormatError for a bad line."""
+    with path.open(encoding="utf-8") as handle:
+        return results_from_lines(handle, str(path))

@@ -1,0 +1,1 @@
+"""Stand-ins for the servers llmprov talks to, used by the tests."""

@@ -1,0 +1,273 @@
+"""The load generator: request shape, timing, token counts, bounds, failures and prompts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+from standins.openai_app import OpenAIStandIn
+
+from llmprov.checks.bench import (
+    BenchConfig,
+    BenchError,
+    BenchProgress,
+    Messages,
+    ProgressCallback,
+    PromptsFileError,
+    ShardedTransport,
+    load_prompts,
+    open_async_client,
+    parse_prompt_lines,
+    run_bench,
+    run_level,
+    send_request,
+    synthetic_prompts,
+)
+from llmprov.core.bench_stats import RequestRecord
+
+PROMPTS = synthetic_prompts(4, seed=1)
+
+
+def level(
+    server: OpenAIStandIn,
+    config: BenchConfig,
+    concurrency: int = 1,
+    prompts: Sequence[Messages] = PROMPTS,
+    on_progress: ProgressCallback | None = None,
+) -> list[RequestRecord]:
+    async def go() -> list[RequestRecord]:
+        async with open_async_client(
+            "http://llm.test", concurrency, transport=server.async_transport()
+        ) as client:
+            return await run_level(client, config, prompts, concurrency, on_progress)
+
+    return asyncio.run(go())
+
+
+def one(server: OpenAIStandIn, config: BenchConfig) -> RequestRecord:
+    async def go() -> RequestRecord:
+        async with open_async_client(
+            "http://llm.test", 1, transport=server.async_transport()
+        ) as client:
+            return await send_request(client, config, PROMPTS[0])
+
+    return asyncio.run(go())
+
+
+def test_request_streams_with_usage_and_ignore_eos() -> None:
+    server = OpenAIStandIn()
+    record = one(server, BenchConfig(model="smollm2", max_tokens=7))
+    assert record.ok
+    (body,) = server.chat_bodies
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert body["ignore_eos"] is True
+    assert body["max_tokens"] == 7
+    assert body["messages"] == PROMPTS[0]
+    assert record.output_tokens == 7
+
+
+def test_ignore_eos_is_left_out_for_engines_without_it() -> None:
+    server = OpenAIStandIn()
+    one(server, BenchConfig(model="smollm2", ignore_eos=False))
+    assert "ignore_eos" not in server.chat_bodies[0]
+
+
+def test_api_key_is_sent_as_bearer_token() -> None:
+    assert one(OpenAIStandIn(api_key="k"), BenchConfig(model="smollm2", api_key="k")).ok
+    refused = one(OpenAIStandIn(api_key="k"), BenchConfig(model="smollm2"))
+    assert not refused.ok
+    assert refused.error is not None and refused.error.startswith("HTTP 401")
+
+
+def test_output_tokens_come_from_usage_when_the_server_sends_it() -> None:
+    # Two tokens per chunk: usage says 8, the chunk count would say 4.
+    server = OpenAIStandIn(words_per_chunk=2)
+    record = one(server, BenchConfig(model="smollm2", max_tokens=8))
+    assert record.output_tokens == 8
+    assert len(record.itl_s) == 3
+
+
+def test_output_tokens_are_counted_chunks_without_usage() -> None:
+    server = OpenAIStandIn(words_per_chunk=2, sends_usage=False)
+    assert one(server, BenchConfig(model="smollm2", max_tokens=8)).output_tokens == 4
+
+
+def test_ttft_and_inter_token_gaps_follow_the_stream() -> None:
+    server = OpenAIStandIn(ttft_s=0.15, chunk_delay_s=0.03)
+    record = one(server, BenchConfig(model="smollm2", max_tokens=5))
+    assert record.ok and record.ttft_s is not None
+    assert len(record.itl_s) == 4
+    assert all(gap >= 0.03 for gap in record.itl_s)
+    # The first token is timed when it arrives, before the other four.
+    assert 0.15 <= record.ttft_s <= record.e2e_s - sum(record.itl_s)
+
+
+def test_stream_without_content_is_a_failure() -> None:
+    record = one(OpenAIStandIn(reply=""), BenchConfig(model="smollm2"))
+    assert not record.ok
+    assert record.error == "stream carried no content"
+
+
+def test_request_timeout_fails_the_request() -> None:
+    server = OpenAIStandIn(ttft_s=1.0)
+    record = one(server, BenchConfig(model="smollm2", request_timeout_s=0.05))
+    assert not record.ok
+    assert record.error == "no complete answer within 0.05 s"
+    assert record.e2e_s < 0.5
+
+
+def test_level_keeps_concurrency_at_its_bound() -> None:
+    server = OpenAIStandIn(ttft_s=0.02, chunk_delay_s=0.005)
+    records = level(server, BenchConfig(model="smollm2", requests=12, max_tokens=4), 4)
+    assert len(records) == 12 and all(r.ok for r in records)
+    assert server.max_in_flight == 4
+
+
+def test_level_takes_prompts_in_turn() -> None:
+    server = OpenAIStandIn()
+    level(server, BenchConfig(model="smollm2", requests=6, max_tokens=2), 1)
+    assert [b["messages"] for b in server.chat_bodies] == [*PROMPTS, *PROMPTS[:2]]
+
+
+def test_level_records_failures_and_reports_progress() -> None:
+    events: list[BenchProgress] = []
+    server = OpenAIStandIn(fail_every=3)
+    records = level(
+        server, BenchConfig(model="smollm2", requests=9, max_tokens=2), 2, on_progress=events.append
+    )
+    failed = [r for r in records if not r.ok]
+    assert len(records) == 9 and len(failed) == 3
+    assert all(r.error is not None and r.error.startswith("HTTP 500") for r in failed)
+    assert [e.done for e in events] == list(range(1, 10))
+    assert events[-1] == BenchProgress(concurrency=2, done=9, failed=3, total=9)
+
+
+def test_level_starts_no_request_after_its_time_limit() -> None:
+    server = OpenAIStandIn(ttft_s=0.05)
+    config = BenchConfig(model="smollm2", requests=50, max_tokens=1, level_time_limit_s=0.12)
+    records = level(server, config, 1)
+    assert 1 <= len(records) <= 4
+    assert len(server.chat_bodies) == len(records)
+
+
+def test_bench_warms_up_then_runs_each_level() -> None:
+    server = OpenAIStandIn()
+    config = BenchConfig(model="smollm2", concurrencies=(1, 3), requests=5, max_tokens=2)
+
+    async def go() -> dict[int, list[RequestRecord]]:
+        async with open_async_client("http://x", 3, transport=server.async_transport()) as client:
+            return await run_bench(client, config, PROMPTS)
+
+    runs = asyncio.run(go())
+    assert list(runs) == [1, 3]
+    assert [len(r) for r in runs.values()] == [5, 5]
+    assert len(server.chat_bodies) == 1 + 5 + 5
+
+
+def test_failed_warm_up_stops_the_bench() -> None:
+    server = OpenAIStandIn(models=("other",))
+
+    async def go() -> None:
+        async with open_async_client("http://x", 1, transport=server.async_transport()) as client:
+            await run_bench(client, BenchConfig(model="smollm2"), PROMPTS)
+
+    with pytest.raises(BenchError, match=r"warm-up request failed: HTTP 404: .*does not exist"):
+        asyncio.run(go())
+    assert len(server.chat_bodies) == 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"concurrencies": ()},
+        {"concurrencies": (1, 0)},
+        {"requests": 0},
+        {"max_tokens": 0},
+    ],
+)
+def test_config_rejects_non_positive_bounds(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=">= 1"):
+        BenchConfig(model="m", **bad)  # type: ignore[arg-type]
+
+
+def test_synthetic_prompts_are_deterministic_per_seed() -> None:
+    assert synthetic_prompts(8, seed=5) == synthetic_prompts(8, seed=5)
+    assert synthetic_prompts(8, seed=5) != synthetic_prompts(8, seed=6)
+    prompts = synthetic_prompts(8, seed=5)
+    assert len(prompts) == 8
+    assert len({p[0]["content"] for p in prompts}) == 8
+    assert all(p[0]["role"] == "user" for p in prompts)
+
+
+def test_prompts_file_takes_prompt_and_messages_lines(tmp_path: Path) -> None:
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(
+        '{"prompt": "Hello"}\n'
+        "\n"
+        '{"messages": [{"role": "system", "content": "Be brief."}, '
+        '{"role": "user", "content": "Hi"}]}\n'
+    )
+    assert load_prompts(path) == [
+        [{"role": "user", "content": "Hello"}],
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"prompt": "x"', "not JSON"),
+        ('"just text"', 'one of "prompt" or "messages"'),
+        ('{"text": "x"}', 'one of "prompt" or "messages"'),
+        ('{"prompt": "x", "messages": []}', 'one of "prompt" or "messages"'),
+        ('{"prompt": ""}', '"prompt" must be a non-empty string'),
+        ('{"prompt": 3}', '"prompt" must be a non-empty string'),
+        ('{"messages": []}', '"messages" must be a non-empty list'),
+        ('{"messages": [{"role": "user"}]}', 'messages\\[0\\] needs a string "role"'),
+        ('{"messages": [{"role": "user", "content": "a"}, "b"]}', "messages\\[1\\]"),
+    ],
+)
+def test_prompts_file_errors_name_the_line(line: str, message: str) -> None:
+    with pytest.raises(PromptsFileError, match=f"^p.jsonl:3: .*{message}"):
+        parse_prompt_lines(['{"prompt": "ok"}', "", line], "p.jsonl")
+
+
+def test_empty_prompts_file_is_an_error() -> None:
+    with pytest.raises(PromptsFileError, match=r"p\.jsonl: no prompts"):
+        parse_prompt_lines(["", "  "], "p.jsonl")
+
+
+def test_missing_prompts_file_raises_oserror(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load_prompts(tmp_path / "absent.jsonl")
+
+
+def test_sharded_transport_sends_to_the_least_busy_pool() -> None:
+    # The first pool is slow: requests must go around it rather than pile up on it.
+    pools: list[OpenAIStandIn] = []
+
+    def make_pool(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+        assert limits.max_connections == ShardedTransport.SHARD
+        pools.append(OpenAIStandIn(ttft_s=0.05 if not pools else 0.002))
+        return pools[-1].async_transport()
+
+    config = BenchConfig(model="smollm2", requests=90, max_tokens=2)
+
+    async def go() -> list[RequestRecord]:
+        transport = ShardedTransport(20, make_pool)
+        async with open_async_client("http://x", 20, transport=transport) as client:
+            # Twice: a pool counts as free again once its responses are closed.
+            first = await run_level(client, config, PROMPTS, 20)
+            return first + await run_level(client, config, PROMPTS, 20)
+
+    records = asyncio.run(go())
+    assert len(records) == 180 and all(r.ok for r in records)
+    assert len(pools) == 3
+    assert all(0 < p.max_in_flight <= ShardedTransport.SHARD for p in pools)
+    slow, *fast = (len(p.chat_bodies) for p in pools)
+    assert slow < min(fast)
+    assert slow + sum(fast) == 180

@@ -1,0 +1,245 @@
+"""`llmprov bench` and `llmprov check`: output, files written and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from pathlib import Path
+
+import pytest
+from standins.openai_app import OpenAIStandIn
+
+from llmprov.checks import bench, smoke
+from llmprov.cli import bench_cmd, check_cmd
+from llmprov.core.bench_stats import results_from_lines
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def cli(*argv: str) -> int:
+    # The two commands on their own parser, as main.build_parser registers them.
+    parser = argparse.ArgumentParser(prog="llmprov")
+    sub = parser.add_subparsers(dest="command", required=True)
+    bench_cmd.register(sub)
+    check_cmd.register(sub)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        assert isinstance(exc.code, int)
+        return exc.code
+    code: int = args.func(args)
+    return code
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> OpenAIStandIn:
+    """A stand-in that both commands reach whatever URL they are given."""
+    standin = OpenAIStandIn(api_key=None)
+    monkeypatch.setattr(
+        bench,
+        "open_async_client",
+        functools.partial(bench.open_async_client, transport=standin.async_transport()),
+    )
+    monkeypatch.setattr(
+        smoke, "open_client", functools.partial(smoke.open_client, transport=standin.transport())
+    )
+    return standin
+
+
+URL = "http://llm.test:8000"
+RUN = ("bench", URL, "--engine", "vllm", "--model", "smollm2")
+
+
+def test_bench_prints_a_row_per_level_and_appends_records(
+    server: OpenAIStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "runs.jsonl"
+    args = ("--concurrency", "1,2", "--requests", "4", "--max-tokens", "3", "--json", str(out))
+    assert cli(*RUN, *args) == 0
+    assert cli(*RUN, *args) == 0
+    stdout = capsys.readouterr().out
+    assert "vllm · smollm2" in stdout
+    results = results_from_lines(out.read_text().splitlines(), str(out))
+    assert [r.concurrency for r in results] == [1, 2, 1, 2]
+    assert all(r.stats.succeeded == 4 and r.stats.output_tokens == 12 for r in results)
+    assert {(r.engine, r.model, r.url, r.max_tokens, r.requests) for r in results} == {
+        ("vllm", "smollm2", URL, 3, 4)
+    }
+    # One warm-up per run, then the levels.
+    assert len(server.chat_bodies) == 2 * (1 + 4 + 4)
+
+
+@pytest.mark.parametrize(
+    ("engine", "flags", "sent"),
+    [
+        ("vllm", (), True),
+        ("llamacpp", (), True),
+        ("ollama", (), False),
+        ("sglang", (), False),
+        ("sglang", ("--ignore-eos",), True),
+        ("vllm", ("--no-ignore-eos",), False),
+    ],
+)
+def test_bench_asks_to_ignore_eos_by_engine_unless_told(
+    server: OpenAIStandIn, engine: str, flags: tuple[str, ...], sent: bool
+) -> None:
+    argv = ("--engine", engine, "--model", "smollm2", "--requests", "1", *flags)
+    assert cli("bench", URL, *argv) == 0
+    assert len(server.chat_bodies) == 1 + 3  # warm-up, then one request at each default level
+    assert all(body.get("ignore_eos", False) is sent for body in server.chat_bodies)
+
+
+def test_bench_uses_the_prompts_file_and_api_key(server: OpenAIStandIn, tmp_path: Path) -> None:
+    server.api_key = "k3y"
+    key = tmp_path / "key"
+    key.write_text("k3y\n")
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "one"}\n{"prompt": "two"}\n')
+    argv = ("--requests", "2", "--concurrency", "1", "--prompts", str(prompts))
+    assert cli(*RUN, *argv, "--api-key-file", str(key)) == 0
+    assert [b["messages"][0]["content"] for b in server.chat_bodies] == ["one", "one", "two"]
+
+
+def test_bench_writes_a_png_chart(server: OpenAIStandIn, tmp_path: Path) -> None:
+    png = tmp_path / "bench.png"
+    assert cli(*RUN, "--concurrency", "1,2", "--requests", "2", "--chart", str(png)) == 0
+    assert png.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_bench_exits_1_when_requests_fail(
+    server: OpenAIStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.fail_every = 2  # the warm-up is request 1 and passes
+    assert cli(*RUN, "--requests", "4", "--concurrency", "1") == 1
+    assert "2 × HTTP 500" in capsys.readouterr().out
+
+
+def test_bench_exits_1_when_the_warm_up_fails(
+    server: OpenAIStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("bench", URL, "--engine", "vllm", "--model", "absent") == 1
+    assert "warm-up request failed: HTTP 404" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ((*RUN, "--concurrency", "1,x"), "comma-separated whole numbers"),
+        ((*RUN, "--concurrency", ""), "comma-separated whole numbers"),
+        ((*RUN, "--concurrency", "0,4"), "at least 1"),
+        ((*RUN, "--concurrency", "4,4"), "repeat"),
+        ((*RUN, "--requests", "0"), "must be at least 1"),
+        ((*RUN, "--max-tokens", "-1"), "must be at least 1"),
+        ((*RUN, "--time-limit", "0"), "greater than 0"),
+        ((*RUN, "--prompts", "/nonexistent/p.jsonl"), "cannot read prompts file"),
+        ((*RUN, "--api-key-file", "/nonexistent/key"), "cannot read API key file"),
+        ((*RUN, "--json", "/nonexistent/dir/out.jsonl"), "does not exist"),
+        (("bench", "compare", "a", "b", "--chart", "/nonexistent/c.png"), "does not exist"),
+        (("bench", URL, "--model", "smollm2"), "--engine and --model are required"),
+        (("bench", "llm.test:8000", "--engine", "e", "--model", "m"), "http:// or https://"),
+        (("bench", URL, "extra", "--engine", "e", "--model", "m"), "unexpected arguments: extra"),
+        ((*RUN, "extra"), "unrecognized arguments: extra"),
+        (("bench", "compare", "a.jsonl"), "two results files"),
+    ],
+)
+def test_bench_bad_input_exits_2_with_a_message(
+    server: OpenAIStandIn, argv: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(*argv) == 2
+    assert message in capsys.readouterr().err
+    assert server.chat_bodies == []
+
+
+def test_bench_bad_prompts_line_exits_2_naming_it(
+    server: OpenAIStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "ok"}\n{"promt": "typo"}\n')
+    assert cli(*RUN, "--prompts", str(prompts)) == 2
+    assert f"{prompts}:2: expected an object with one of" in capsys.readouterr().err
+
+
+def _run_to(path: Path, engine: str) -> None:
+    argv = ("--engine", engine, "--model", "smollm2", "--concurrency", "1,2", "--requests", "2")
+    assert cli("bench", URL, *argv, "--json", str(path)) == 0
+
+
+def test_compare_shows_both_runs_and_ratios(
+    server: OpenAIStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b, png = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "cmp.png"
+    _run_to(a, "vllm")
+    _run_to(b, "llama.cpp")
+    capsys.readouterr()
+    assert cli("bench", "compare", str(a), str(b), "--chart", str(png)) == 0
+    out = capsys.readouterr().out
+    assert "vllm (a.jsonl)" in out and "llama.cpp (b.jsonl)" in out
+    assert "×" in out
+    assert png.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_compare_bad_files_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"schema_version": 9}\n')
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert cli("bench", "compare", str(bad), str(bad)) == 2
+    assert "bad.jsonl:1: schema_version 9 is not supported" in capsys.readouterr().err
+    assert cli("bench", "compare", str(tmp_path / "absent.jsonl"), str(bad)) == 2
+    assert "cannot read results file" in capsys.readouterr().err
+    assert cli("bench", "compare", str(empty), str(empty)) == 2
+    assert "no result records" in capsys.readouterr().err
+
+
+CHECK = ("check", "--url", URL, "--api", "openai")
+
+
+def test_check_passes_and_prints_each_step(
+    server: OpenAIStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(*CHECK, "--model", "smollm2") == 0
+    out = capsys.readouterr().out
+    for step in ("ready", "model listed", "chat completion"):
+        assert step in out
+    assert "FAILED" not in out
+
+
+def test_check_exits_1_when_a_step_fails(
+    server: OpenAIStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(*CHECK, "--model", "absent") == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
+def test_check_with_key_file_checks_enforcement(server: OpenAIStandIn, tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("k3y")
+    # The stand-in does not enforce a key: that step fails.
+    assert cli(*CHECK, "--model", "smollm2", "--api-key-file", str(key)) == 1
+    server.api_key = "k3y"
+    assert cli(*CHECK, "--model", "smollm2", "--api-key-file", str(key)) == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ((*CHECK, "--model", "m", "--api-key-file", "/nonexistent/key"), "cannot read API key"),
+        ((*CHECK, "--model", "m", "--ready-timeout", "x"), "not a number"),
+        (("check", "--url", URL, "--api", "vllm", "--model", "m"), "invalid choice"),
+        (("check", "--url", URL, "--api", "openai"), "--model"),
+    ],
+)
+def test_check_bad_input_exits_2(
+    server: OpenAIStandIn, argv: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(*argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_check_empty_key_file_exits_2(
+    server: OpenAIStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "key"
+    key.write_text("\n")
+    assert cli(*CHECK, "--model", "m", "--api-key-file", str(key)) == 2
+    assert "is empty" in capsys.readouterr().err

@@ -41,7 +41,9 @@ def controller_files(base: Path) -> ControllerFiles:
 
 
 def _python_error(path: Path, exc: BaseException) -> FieldError:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+    """The fault as `PATH: line N: ...`, PATH as the user gave it (pyinfra ran the resolved path)."""
+    ran = str(path.resolve())
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == ran]
     where = f"line {frames[-1].lineno}" if frames else "load"
     if isinstance(exc, SyntaxError) and exc.lineno:
         where = f"line {exc.lineno}"
@@ -62,7 +64,7 @@ def load_pyinfra_inventory(path: Path) -> Any:
             return make_inventory_from_files(str(path.resolve()))
     except Exception as exc:
         cause = exc.__cause__ or exc.__context__ or exc
-        raise InventoryError([_python_error(path.resolve(), cause)]) from exc
+        raise InventoryError([_python_error(path, cause)]) from exc
 
 
 def load_inventory(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, field_validator
 
 from llmprov.core.model_ref import ModelRef, parse_model_ref
 
@@ -138,7 +138,8 @@ class HostSettings(_Strict):
     model: str
     model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     served_model_name: str | None = Field(default=None, pattern=_NAME.pattern)
-    bind: IPv4Address | IPv6Address = IPv4Address("127.0.0.1")
+    # One validator for both families, so a bad address is one error on `bind`, not one per family.
+    bind: IPvAnyAddress = IPv4Address("127.0.0.1")
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     api_key_file: str | None = None
     hf_token_file: str | None = None

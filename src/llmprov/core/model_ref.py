@@ -102,7 +102,9 @@ class FileRef(ModelRef):
 
     @property
     def default_name(self) -> str:
-        return PurePosixPath(self.path.rstrip("/")).stem.lower()
+        # Only a file has a suffix to drop; a folder's dots are part of its name ("Qwen2.5-0.5B").
+        path = PurePosixPath(self.path.rstrip("/"))
+        return (path.stem if self.fmt == "gguf" else path.name).lower()
 
 
 def _parse_ollama(raw: str, rest: str) -> OllamaRef:
@@ -132,7 +134,13 @@ def _parse_hf(raw: str, rest: str) -> HuggingFaceRef:
 def _parse_https(raw: str, rest: str, sha256: str | None) -> HttpsRef:
     url, _, fragment = raw.partition("#")
     if fragment.startswith("sha256="):
-        sha256 = fragment.removeprefix("sha256=")
+        on_url = fragment.removeprefix("sha256=")
+        # Two digests that disagree mean one of them is stale; neither may silently win.
+        if sha256 is not None and sha256.lower() != on_url.lower():
+            raise ModelRefError(
+                f"model_sha256 {sha256!r} and the '#sha256=' on the URL disagree: {raw!r}"
+            )
+        sha256 = on_url
     split = urlsplit(url)
     if not split.netloc or not split.path.strip("/"):
         raise ModelRefError(f"an https model reference needs a host and a file path: {raw!r}")

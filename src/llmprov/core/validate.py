@@ -104,9 +104,12 @@ def _reason(err: Mapping[str, Any]) -> str:
     return f"{err['msg'][:1].lower()}{err['msg'][1:]}{got}"
 
 
-def _unknown_key(key: str, known: Iterable[str]) -> str:
+def _unknown_key(key: str, known: Iterable[str], section: str | None = None) -> str:
     close = difflib.get_close_matches(key, sorted(known), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
+    if section is not None:
+        # Inside an llmprov section there is no pyinfra or user data to point to.
+        return f"unknown {section} setting{hint}"
     return f"unknown llmprov key{hint} (pyinfra keys start with ssh_, _ and the like; own data with x_)"
 
 
@@ -151,6 +154,14 @@ def _cross_checks(
             "api_key_file",
             "ollama has no API key support; put a reverse proxy in front or remove it",
         )
+    if s.engine == "llamacpp" and s.os == "macos" and s.api_key_file is not None:
+        # A LaunchAgent's plist is the only place launchd reads environment from, and it is not
+        # a secret store; the key would be dropped and the server left open.
+        err(
+            "api_key_file",
+            "llama-server under launchd gets no API key from llmprov; "
+            "keep bind on 127.0.0.1 and remove it",
+        )
     if isinstance(ref, OllamaRef) and s.engine != "ollama":
         err("model", f"an ollama:// model is served by the ollama engine only, not {s.engine}")
     if s.gpu.vendor == "none" and s.gpu.count > 0:
@@ -176,6 +187,9 @@ def _cross_checks(
         )
     if s.llamacpp.source == "upstream" and s.llamacpp.release is None:
         err("llamacpp.release", "required when llamacpp.source is 'upstream' (a tag like b6710)")
+    elif s.engine == "llamacpp" and runtime == "compose" and s.llamacpp.release is None:
+        # The upstream image is tagged by release; without one the compose file cannot be pinned.
+        err("llamacpp.release", "required when runtime is 'compose' (the image tag, like b6710)")
     if s.bind.is_unspecified and s.api_key_file is None and s.engine != "ollama":
         err(
             "api_key_file", f"required when bind is {s.bind} (the API would be open to the network)"
@@ -226,7 +240,7 @@ def validate_host(
                     HostSettings.model_fields.get(str(e["loc"][0])), "annotation", None
                 )
                 known = getattr(section, "model_fields", {})
-                reason = _unknown_key(str(e["loc"][-1]), known)
+                reason = _unknown_key(str(e["loc"][-1]), known, section=str(e["loc"][0]))
             errors.append(FieldError(host, field, reason))
         return errors
     try:

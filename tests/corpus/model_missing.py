@@ -1,0 +1,5 @@
+"""An engine without a model to serve."""
+
+servers = [
+    ("edge-1", {"engine": "llamacpp"}),
+]

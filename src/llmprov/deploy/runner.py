@@ -16,7 +16,7 @@ from pyinfra.api.operations import run_ops
 from pyinfra.context import ctx_state
 
 from llmprov.core.config import HostConfig
-from llmprov.inventory import LoadedInventory
+from llmprov.inventory import LoadedInventory, load_pyinfra_inventory
 
 
 class DeployFailed(Exception):
@@ -92,7 +92,8 @@ def run_pyinfra(
     """Connect to every host, add `deploy(cfg)` per host, run it (unless dry) and collect results."""
     logging.getLogger("pyinfra").setLevel(logging.WARNING)
     started = time.monotonic()
-    inventory = loaded.inventory
+    # pyinfra hosts keep per-run state (operation order, facts): each run gets a fresh inventory.
+    inventory = load_pyinfra_inventory(loaded.path)
     limit = [h for h in inventory if h.name in loaded.hosts]
     config = Config(PARALLEL=parallel or max(len(limit), 1))
     state = State(check_for_changes=True)

@@ -64,7 +64,11 @@ windows = [
             "engine": "ollama",
             "model": "ollama://llama3.2:3b",
             "bind": "0.0.0.0",
-            "ollama": {"install_method": "zip-service", "flash_attention": True, "kv_cache_type": "q8_0"},
+            "ollama": {
+                "install_method": "zip-service",
+                "flash_attention": True,
+                "kv_cache_type": "q8_0",
+            },
         },
     ),
 ]

@@ -63,6 +63,8 @@ class UnitSpec:
     supplementary_groups: Sequence[str] = ()
     deny_wx: bool = False
     timeout_start: int = 300
+    # "pid" hides /proc/meminfo and /proc/cpuinfo, which vLLM reads (psutil, py-cpuinfo) at start.
+    proc_subset: str = "pid"
 
 
 def templates_dir() -> Path:
@@ -218,6 +220,7 @@ def _systemd_unit(cfg: HostConfig, resolved: Resolved) -> UnitSpec:
             writable_paths=[layout.state_dir, layout.cache_dir],
             gpu_devices=devices,
             timeout_start=900,
+            proc_subset="all",
         )
     if cfg.engine == "llamacpp":
         return UnitSpec(

@@ -9,6 +9,10 @@ from llmprov.core.config import HostConfig
 # (engine, os, runtime) -> "module:function" taking the HostConfig; imported only when used.
 DEPLOYS: dict[tuple[str, str, str], str] = {
     ("llamacpp", "linux", "systemd"): "llmprov.deploy.llamacpp:deploy_llamacpp",
+    ("vllm", "linux", "systemd"): "llmprov.deploy.vllm:deploy_vllm",
+    ("ollama", "linux", "systemd"): "llmprov.deploy.ollama:deploy_ollama",
+    ("ollama", "macos", "launchd"): "llmprov.deploy.ollama_macos:deploy_ollama_macos",
+    ("ollama", "windows", "windows-service"): "llmprov.deploy.ollama_windows:deploy_ollama_windows",
 }
 
 

@@ -1,4 +1,5 @@
-# Configure Ollama 0.12.6 on win-box: machine-level settings, firewall, service restart.
+# Configure Ollama 0.12.6 on win-box: machine-level settings and the firewall.
+# The service reads its own settings from its WinSW definition; llmprov restarts it after this.
 # Rendered by llmprov 0.0.0+golden; changes here are overwritten on deploy.
 $ErrorActionPreference = 'Stop'
 [Environment]::SetEnvironmentVariable('OLLAMA_HOST', '0.0.0.0:11434', 'Machine')
@@ -12,5 +13,3 @@ $ErrorActionPreference = 'Stop'
 [Environment]::SetEnvironmentVariable('OLLAMA_CONTEXT_LENGTH', $null, 'Machine')
 Remove-NetFirewallRule -Name 'llmprov-ollama' -ErrorAction SilentlyContinue
 New-NetFirewallRule -Name 'llmprov-ollama' -DisplayName 'Ollama (llmprov)' -Direction Inbound -Protocol TCP -LocalPort 11434 -Action Allow | Out-Null
-$svc = Get-Service -Name 'Ollama' -ErrorAction SilentlyContinue
-if ($svc -and $svc.Status -eq 'Running') { Restart-Service -Name 'Ollama' }

@@ -1,4 +1,5 @@
-# Configure Ollama 0.12.6 on win: machine-level settings, firewall, service restart.
+# Configure Ollama 0.12.6 on win: machine-level settings and the firewall.
+# The service reads its own settings from its WinSW definition; llmprov restarts it after this.
 # Rendered by llmprov 0.0.0+golden; changes here are overwritten on deploy.
 $ErrorActionPreference = 'Stop'
 [Environment]::SetEnvironmentVariable('OLLAMA_HOST', '127.0.0.1:11434', 'Machine')
@@ -11,5 +12,3 @@ $ErrorActionPreference = 'Stop'
 [Environment]::SetEnvironmentVariable('OLLAMA_KV_CACHE_TYPE', $null, 'Machine')
 [Environment]::SetEnvironmentVariable('OLLAMA_CONTEXT_LENGTH', $null, 'Machine')
 Remove-NetFirewallRule -Name 'llmprov-ollama' -ErrorAction SilentlyContinue
-$svc = Get-Service -Name 'Ollama' -ErrorAction SilentlyContinue
-if ($svc -and $svc.Status -eq 'Running') { Restart-Service -Name 'Ollama' }

@@ -271,3 +271,42 @@ def test_sharded_transport_sends_to_the_least_busy_pool() -> None:
     slow, *fast = (len(p.chat_bodies) for p in pools)
     assert slow < min(fast)
     assert slow + sum(fast) == 180
+
+
+class _DropsFirstRequests(httpx.AsyncBaseTransport):
+    """Closes the connection before answering the first `drops` requests, as a server does when a
+    client reuses a keep-alive connection it has just closed; then hands over to the stand-in."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, drops: int) -> None:
+        self.inner = inner
+        self.drops = drops
+        self.calls = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        if self.calls <= self.drops:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        return await self.inner.handle_async_request(request)
+
+
+def _send_through(transport: httpx.AsyncBaseTransport) -> RequestRecord:
+    async def go() -> RequestRecord:
+        async with httpx.AsyncClient(base_url="http://llm.test", transport=transport) as client:
+            return await send_request(client, BenchConfig(model="m", max_tokens=4), PROMPTS[0])
+
+    return asyncio.run(go())
+
+
+def test_request_dropped_before_any_answer_is_sent_once_more() -> None:
+    transport = _DropsFirstRequests(OpenAIStandIn(models=("m",)).async_transport(), drops=1)
+    record = _send_through(transport)
+    assert record.ok, record.error
+    assert transport.calls == 2
+
+
+def test_request_dropped_twice_is_a_failure() -> None:
+    transport = _DropsFirstRequests(OpenAIStandIn(models=("m",)).async_transport(), drops=2)
+    record = _send_through(transport)
+    assert not record.ok
+    assert record.error is not None and "RemoteProtocolError" in record.error
+    assert transport.calls == 2

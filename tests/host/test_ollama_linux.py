@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyinfra.api.exceptions import PyinfraError
 from standins.ollama_archive import build_release
 
 from llmprov.checks.after_deploy import prove
 from llmprov.deploy import ollama as ollama_deploy
-from llmprov.deploy import runner
 from llmprov.deploy.engines import deploy_host
 from llmprov.deploy.runner import HostResult, run_pyinfra
 from llmprov.inventory import load_inventory
@@ -69,23 +67,6 @@ def current_target(harness: Harness, host: SandboxHost) -> str:
 
 def failed_at(result: HostResult) -> list[str]:
     return [op.name for op in result.ops if not op.success]
-
-
-@pytest.fixture(autouse=True)
-def keep_results_when_every_host_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    """pyinfra's run_ops raises "No hosts remaining!" once its last host fails, and run_pyinfra
-    lets that out, losing the per-operation results these tests read. Until the runner keeps them
-    itself, its run_ops is wrapped here so that a failed host is reported like any other."""
-    real = runner.run_ops
-
-    def run_ops(state: Any) -> None:
-        try:
-            real(state)
-        except PyinfraError as exc:
-            if "No hosts remaining" not in str(exc):
-                raise
-
-    monkeypatch.setattr(runner, "run_ops", run_ops)
 
 
 @pytest.fixture

@@ -312,38 +312,48 @@ async def send_request(
     def failed(error: str) -> RequestRecord:
         return RequestRecord(ok=False, start_s=start, end_s=time.perf_counter(), error=error)
 
-    try:
-        async with (
-            asyncio.timeout(config.request_timeout_s),
-            client.stream("POST", CHAT_PATH, json=body, headers=headers) as response,
-        ):
-            if response.status_code != 200:
-                text = (await response.aread()).decode("utf-8", "replace").strip()
-                return failed(f"HTTP {response.status_code}: {text[:200]}")
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    # Read on to the body's end: httpx reuses a connection only once the
-                    # response is fully read, and a closed one costs a reconnect per request.
-                    continue
-                chunk = json.loads(data)
-                if not isinstance(chunk, dict):
-                    return failed("malformed stream chunk")
-                if chunk.get("error"):
-                    return failed(f"error in stream: {chunk['error']}")
-                usage = chunk.get("usage")
-                if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-                    usage_tokens = usage["completion_tokens"]
-                if _has_content(chunk):
-                    stamps.append(time.perf_counter())
-    except TimeoutError:
-        return failed(f"no complete answer within {config.request_timeout_s:g} s")
-    except httpx.HTTPError as exc:
-        return failed(f"{type(exc).__name__}: {exc}")
-    except json.JSONDecodeError:
-        return failed("malformed stream chunk")
+    # A server may close an idle keep-alive connection just as the client reuses it (llama-server's
+    # HTTP library closes one after a few requests): the request then fails before any answer. That
+    # request never reached the server, so it is sent once more on a fresh connection.
+    for attempt in (1, 2):
+        answered = False
+        try:
+            async with (
+                asyncio.timeout(config.request_timeout_s),
+                client.stream("POST", CHAT_PATH, json=body, headers=headers) as response,
+            ):
+                answered = True
+                if response.status_code != 200:
+                    text = (await response.aread()).decode("utf-8", "replace").strip()
+                    return failed(f"HTTP {response.status_code}: {text[:200]}")
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        # Read on to the body's end: httpx reuses a connection only once the
+                        # response is fully read, and a closed one costs a reconnect per request.
+                        continue
+                    chunk = json.loads(data)
+                    if not isinstance(chunk, dict):
+                        return failed("malformed stream chunk")
+                    if chunk.get("error"):
+                        return failed(f"error in stream: {chunk['error']}")
+                    usage = chunk.get("usage")
+                    if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+                        usage_tokens = usage["completion_tokens"]
+                    if _has_content(chunk):
+                        stamps.append(time.perf_counter())
+            break
+        except TimeoutError:
+            return failed(f"no complete answer within {config.request_timeout_s:g} s")
+        except httpx.RemoteProtocolError as exc:
+            if answered or attempt == 2:
+                return failed(f"{type(exc).__name__}: {exc}")
+        except httpx.HTTPError as exc:
+            return failed(f"{type(exc).__name__}: {exc}")
+        except json.JSONDecodeError:
+            return failed("malformed stream chunk")
     end = time.perf_counter()
     if not stamps:
         return RequestRecord(ok=False, start_s=start, end_s=end, error="stream carried no content")

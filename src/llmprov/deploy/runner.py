@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyinfra.api.config import Config
-from pyinfra.api.state import State
 from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.deploy import add_deploy
+from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operations import run_ops
+from pyinfra.api.state import State
 from pyinfra.context import ctx_state
 
 from llmprov.core.config import HostConfig
@@ -100,7 +101,12 @@ def run_pyinfra(
     state.init(inventory, config, initial_limit=limit)
     results: dict[str, HostResult] = {h.name: HostResult(h.name, connected=False) for h in limit}
     with ctx_state.use(state):
-        connect_all(state)
+        try:
+            connect_all(state)
+        except PyinfraError as exc:  # every host failed to connect
+            raise DeployFailed(
+                f"no host could be reached ({exc}): " + ", ".join(h.name for h in limit)
+            ) from exc
     connected = [h for h in limit if h in state.active_hosts]
     for h in limit:
         results[h.name].connected = h in connected
@@ -112,19 +118,30 @@ def run_pyinfra(
     def per_host() -> None:
         from pyinfra.context import host
 
-        deploy(loaded.hosts[host.name])
+        try:
+            deploy(loaded.hosts[host.name])
+        except Exception as exc:
+            # A host whose operations cannot be planned runs none of them; the others go on.
+            results[host.name].error = f"{type(exc).__name__}: {exc}"
+            state.failed_hosts.add(host)
+            state.active_hosts.discard(host)
 
     try:
         add_deploy(state, per_host)
-        if not dry:
-            run_ops(state)
+        if not dry and state.active_hosts:
+            try:
+                run_ops(state)
+            except PyinfraError as exc:
+                # pyinfra stops once no host is left; each failed host's results are collected below.
+                if "No hosts remaining" not in str(exc):
+                    raise
     finally:
         with ctx_state.use(state):
             disconnect_all(state)
     for h in connected:
         r = results[h.name]
         r.ops = _op_results(state, h, executed=not dry)
-        if h in state.failed_hosts:
+        if h in state.failed_hosts and r.error is None:
             failed = [op.name for op in r.ops if not op.success]
             r.error = f"failed at: {failed[0]}" if failed else "failed"
         r.seconds = time.monotonic() - started

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from llmprov.cli.common import EXIT_BAD_INPUT, EXIT_OK, console, load_or_report, report_errors
-from llmprov.core.render_compose import ComposeRenderError
-from llmprov.core.render_plan import PlanError, local_path, plan_host
+from llmprov.core.render import RenderError
+from llmprov.core.render_plan import local_path, plan_host
 from llmprov.core.validate import FieldError
 
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     for name, cfg in loaded.hosts.items():
         try:
             plans[name] = plan_host(cfg)
-        except (ComposeRenderError, PlanError) as exc:
+        except RenderError as exc:
             host, _, rest = str(exc).partition(": ")
             field, _, reason = rest.partition(": ")
             errors.append(FieldError(host, field, reason))

@@ -25,6 +25,10 @@ NVIDIA_DEVICES: tuple[str, ...] = (
 )
 
 
+class RenderError(ValueError):
+    """A file cannot be rendered from what is known; the message is `host: field: reason`."""
+
+
 @dataclass(frozen=True)
 class RenderedFile:
     """One file as the deploy uploads it: its path on the host, text, mode and owner."""
@@ -61,6 +65,9 @@ class UnitSpec:
     writable_paths: Sequence[str]
     gpu_devices: Sequence[str]
     supplementary_groups: Sequence[str] = ()
+    # AMD and Jetson device nodes are group-owned (render, video): a private user namespace would
+    # map those groups away, so such units keep the host's users.
+    private_users: bool = True
     deny_wx: bool = False
     timeout_start: int = 300
     # "pid" hides /proc/meminfo and /proc/cpuinfo, which vLLM reads (psutil, py-cpuinfo) at start.
@@ -98,6 +105,27 @@ def env_value(value: str) -> str:
         return value
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
     return f'"{escaped}"'
+
+
+# AMD (ROCm): the compute interface and the render nodes; Jetson: its memory and GPU host nodes.
+AMD_DEVICES: tuple[str, ...] = ("/dev/kfd", "char-drm")
+JETSON_DEVICES: tuple[str, ...] = (
+    "/dev/nvmap",
+    "/dev/nvhost-ctrl",
+    "/dev/nvhost-ctrl-gpu",
+    "/dev/nvhost-prof-gpu",
+    "/dev/nvhost-gpu",
+    "/dev/nvhost-as-gpu",
+)
+
+
+def vendor_devices(vendor: str, count: int) -> list[str]:
+    """The device nodes a GPU vendor's runtime opens; none without GPUs."""
+    if vendor == "amd":
+        return list(AMD_DEVICES)
+    if vendor == "jetson":
+        return list(JETSON_DEVICES)
+    return gpu_devices(count) if vendor == "nvidia" else []
 
 
 def gpu_devices(count: int) -> list[str]:
@@ -203,9 +231,8 @@ def engine_env(cfg: HostConfig, resolved: Resolved, cache_dir: str) -> list[tupl
 
 def _systemd_unit(cfg: HostConfig, resolved: Resolved) -> UnitSpec:
     layout = EngineLayout(cfg.engine)
-    devices = (
-        gpu_devices(resolved.gpu_count) if cfg.engine != "llamacpp" or resolved.gpu_count else []
-    )
+    vendor = cfg.settings.gpu.vendor
+    devices = vendor_devices(vendor, resolved.gpu_count)
     if cfg.engine == "vllm":
         return UnitSpec(
             description=f"vLLM OpenAI-compatible server ({cfg.served_model_name})",
@@ -250,7 +277,8 @@ def _systemd_unit(cfg: HostConfig, resolved: Resolved) -> UnitSpec:
             *([cfg.settings.ollama.models_dir] if cfg.settings.ollama.models_dir else []),
         ],
         gpu_devices=devices,
-        supplementary_groups=("render", "video") if cfg.settings.gpu.vendor != "none" else (),
+        supplementary_groups=("render", "video") if vendor != "none" else (),
+        private_users=vendor not in ("amd", "jetson"),
     )
 
 

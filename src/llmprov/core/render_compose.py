@@ -8,6 +8,7 @@ from llmprov.core.config import HostConfig
 from llmprov.core.layout import EngineLayout, model_path, safe_name
 from llmprov.core.render import (
     RenderedFile,
+    RenderError,
     Resolved,
     engine_env,
     env_value,
@@ -28,7 +29,7 @@ CONTAINER_MODELS = "/models"
 CONTAINER_PORTS = {"vllm": 8000, "llamacpp": 8080, "ollama": 11434}
 
 
-class ComposeRenderError(ValueError):
+class ComposeRenderError(RenderError):
     """A compose file cannot be rendered from what is known (for example, no pinned image tag)."""
 
 

@@ -13,7 +13,13 @@ from collections.abc import Iterable
 
 from llmprov.core.config import HostConfig
 from llmprov.core.layout import model_path
-from llmprov.core.render import RenderedFile, llamacpp_argv, ollama_env, render_template
+from llmprov.core.render import (
+    RenderedFile,
+    RenderError,
+    llamacpp_argv,
+    ollama_env,
+    render_template,
+)
 
 LAUNCH_AGENTS = "~/Library/LaunchAgents"
 LAUNCH_DAEMONS = "/Library/LaunchDaemons"
@@ -39,7 +45,7 @@ LOG_DIR = "/usr/local/var/log"
 MAC_LLAMACPP_ROOT = "/opt/llmprov/llamacpp/current/bin/llama-server"
 
 
-class MacRenderError(ValueError):
+class MacRenderError(RenderError):
     """A macOS file cannot be rendered as asked."""
 
 

@@ -7,11 +7,11 @@ from pathlib import PurePosixPath
 from packaging.version import Version
 
 from llmprov.core.config import HostConfig
-from llmprov.core.render import RenderedFile, Resolved, render_host
+from llmprov.core.render import RenderedFile, RenderError, Resolved, render_host
 from llmprov.core.resolve import NoCompatibleBuild, resolve
 
 
-class PlanError(ValueError):
+class PlanError(RenderError):
     """Files cannot be planned for a host; the message is `host: field: reason`."""
 
 
@@ -26,7 +26,9 @@ def _vllm_version(cfg: HostConfig) -> str | None:
             f"{cfg.name}: vllm.version: a compose file pins its image; state vllm.version or "
             "gpu.driver_version (render contacts no host to detect it)"
         )
-    cc = tuple(int(p) for p in gpu.compute_capability.split(".")) if gpu.compute_capability else None
+    cc = (
+        tuple(int(p) for p in gpu.compute_capability.split(".")) if gpu.compute_capability else None
+    )
     try:
         found = resolve(
             driver=Version(gpu.driver_version) if gpu.driver_version else None,

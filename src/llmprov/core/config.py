@@ -115,7 +115,9 @@ class OllamaSettings(_Strict):
 
 
 class LlamacppSettings(_Strict):
-    source: Literal["pypi", "upstream"] = "pypi"
+    # Unset: the upstream release archive when `release` names one, else the llama-cpp-python
+    # source distribution, whose sha256 llmprov pins (upstream archives publish no checksum).
+    source: Literal["pypi", "upstream"] | None = None
     pypi_version: str = DEFAULT_LLAMACPP_PYPI_VERSION
     release: str | None = Field(default=None, pattern=r"^b[0-9]{3,6}$")
     parallel: Annotated[int, Field(ge=1, le=256)] = 4

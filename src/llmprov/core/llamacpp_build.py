@@ -40,7 +40,7 @@ class LlamacppSource:
 
 
 def source_for(settings: LlamacppSettings) -> LlamacppSource:
-    if settings.source == "upstream":
+    if (settings.source or ("upstream" if settings.release else "pypi")) == "upstream":
         assert settings.release is not None  # validated in config
         return LlamacppSource(
             "upstream",

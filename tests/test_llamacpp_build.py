@@ -1,0 +1,81 @@
+"""llama.cpp builds: the pinned sources, the CMake flags, the cache key and the build script."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmprov.core.config import LlamacppSettings
+from llmprov.core.llamacpp_build import (
+    PYPI_SDISTS,
+    BuildTarget,
+    UnknownLlamacppVersion,
+    build_key,
+    build_script,
+    cmake_flags,
+    source_for,
+)
+
+TARGET = BuildTarget(arch="x86_64", distro="debian-12", cpu_flags_digest="aaaa")
+
+
+def key(settings: LlamacppSettings, target: BuildTarget = TARGET, cuda: bool = False) -> str:
+    return build_key(source_for(settings), cmake_flags(settings, cuda), target)
+
+
+def test_default_source_is_the_pinned_pypi_sdist_with_its_checksum() -> None:
+    src = source_for(LlamacppSettings())
+    assert src.kind == "pypi"
+    assert src.archive_name == "llama_cpp_python-0.3.36.tar.gz"
+    assert src.sha256 == PYPI_SDISTS["0.3.36"][1]
+    assert src.llama_cpp_ref == "0c1e57098"
+    assert src.subdir == "llama_cpp_python-0.3.36/vendor/llama.cpp"
+
+
+def test_a_release_tag_selects_the_upstream_archive() -> None:
+    src = source_for(LlamacppSettings(release="b6710"))
+    assert (src.kind, src.version, src.subdir) == ("upstream", "b6710", "llama.cpp-6710")
+
+
+def test_unknown_pypi_version_names_the_known_ones() -> None:
+    with pytest.raises(UnknownLlamacppVersion, match="0.3.36"):
+        source_for(LlamacppSettings(pypi_version="0.2.1"))
+
+
+def test_flags_never_download_and_follow_native_and_cuda() -> None:
+    flags = cmake_flags(LlamacppSettings(), cuda=False)
+    assert "-DLLAMA_USE_PREBUILT_UI=OFF" in flags and "-DLLAMA_CURL=OFF" in flags
+    assert "-DGGML_NATIVE=ON" in flags and "-DGGML_CUDA=ON" not in flags
+    assert "-DGGML_NATIVE=OFF" in cmake_flags(LlamacppSettings(native=False), cuda=False)
+    assert "-DGGML_CUDA=ON" in cmake_flags(LlamacppSettings(), cuda=True)
+
+
+def test_key_is_stable_and_changes_with_every_input() -> None:
+    base = key(LlamacppSettings())
+    assert base == key(LlamacppSettings())
+    assert base.startswith("0.3.36-")
+    assert key(LlamacppSettings(), cuda=True) != base
+    assert key(LlamacppSettings(native=False)) != base
+    assert key(LlamacppSettings(), BuildTarget("aarch64", "debian-12", "aaaa")) != base
+    assert key(LlamacppSettings(), BuildTarget("x86_64", "ubuntu-24.04", "aaaa")) != base
+    # A native build is tied to the CPU; a portable one is not.
+    assert key(LlamacppSettings(), BuildTarget("x86_64", "debian-12", "bbbb")) != base
+    portable = LlamacppSettings(native=False)
+    assert key(portable) == key(portable, BuildTarget("x86_64", "debian-12", "bbbb"))
+
+
+def test_script_builds_beside_and_lands_whole() -> None:
+    s = LlamacppSettings()
+    k = key(s)
+    script = build_script(source_for(s), cmake_flags(s, False), k, jobs=2)
+    lines = script.splitlines()
+    assert lines[0] == "#!/bin/sh" and "set -eu" in lines
+    assert (
+        f"if [ -x /opt/llmprov/llamacpp/{k}/bin/llama-server ]; then echo 'already built'; exit 0; fi"
+        in lines
+    )
+    build = next(line for line in lines if line.startswith("cmake --build"))
+    assert build.endswith("--target llama-server llama-quantize -j 2")
+    # The finished tree is moved into place in one step, after both binaries are installed.
+    move = lines.index(f"mv /opt/llmprov/llamacpp/{k}.partial /opt/llmprov/llamacpp/{k}")
+    installs = [i for i, line in enumerate(lines) if line.startswith("install -m 0755")]
+    assert len(installs) == 2 and max(installs) < move

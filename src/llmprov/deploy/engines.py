@@ -23,6 +23,8 @@ class UnsupportedTarget(Exception):
 def deploy_host(cfg: HostConfig) -> None:
     target = DEPLOYS.get((cfg.engine, cfg.os, cfg.runtime))
     if target is None:
-        raise UnsupportedTarget(f"{cfg.name}: no deploy for {cfg.engine} on {cfg.os} with {cfg.runtime}")
+        raise UnsupportedTarget(
+            f"{cfg.name}: no deploy for {cfg.engine} on {cfg.os} with {cfg.runtime}"
+        )
     module, _, func = target.partition(":")
     getattr(importlib.import_module(module), func)(cfg)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pyinfra.context import host, state
 from pyinfra.api.exceptions import PyinfraError
+from pyinfra.context import host, state
 
 from llmprov.core.config import HostConfig
 from llmprov.core.validate import validate_host

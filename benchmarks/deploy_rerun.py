@@ -54,19 +54,26 @@ def main() -> int:
     args = parser.parse_args()
     model = demo_model(cache_root())
     pid = f"{os.getpid():x}"
-    with tempfile.TemporaryDirectory() as tmp, Harness(default_cache_dir(os.environ, Path.home())) as harness:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Harness(default_cache_dir(os.environ, Path.home())) as harness,
+    ):
         one = harness.boot_many([f"d{pid}-0"])
         inv1 = inventory(Path(tmp) / "one.py", one, model)
         first, _ = timed(inv1)
         print(f"first deploy, 1 host (cached build, model upload, start): {first:.1f} s")
         rerun1, run = timed(inv1)
         changed = sum(len(r.changed) for r in run.results.values())
-        print(f"re-run with nothing to change, 1 host: {rerun1:.1f} s ({changed} operations changed)")
+        print(
+            f"re-run with nothing to change, 1 host: {rerun1:.1f} s ({changed} operations changed)"
+        )
 
         many = harness.boot_many([f"d{pid}-{i}" for i in range(1, args.hosts + 1)])
         inv_n = inventory(Path(tmp) / "many.py", many, model)
         first_n, _ = timed(inv_n)
-        print(f"first deploy, {args.hosts} hosts in parallel: {first_n:.1f} s ({first_n / first:.2f}x one host)")
+        print(
+            f"first deploy, {args.hosts} hosts in parallel: {first_n:.1f} s ({first_n / first:.2f}x one host)"
+        )
         rerun_n, run = timed(inv_n)
         changed = sum(len(r.changed) for r in run.results.values())
         print(

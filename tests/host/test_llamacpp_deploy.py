@@ -10,10 +10,11 @@ import pytest
 from llmprov.cache import binary_cache_dir_name, cache_root, demo_model
 from llmprov.checks.after_deploy import prove
 from llmprov.checks.host_verify import connect_testinfra, verify_host
+from llmprov.cli.main import main
 from llmprov.deploy.engines import deploy_host
 from llmprov.deploy.runner import run_pyinfra
 from llmprov.inventory import load_inventory
-from llmprov.sandbox import SandboxHost
+from llmprov.sandbox import Harness, SandboxHost
 
 pytestmark = [pytest.mark.host, pytest.mark.engine]
 
@@ -33,7 +34,10 @@ def write_inventory(path: Path, host: SandboxHost, model: Path, **extra: object)
 
 
 def test_llamacpp_deploys_serves_and_reruns_without_change(
-    sandbox_host: SandboxHost, tmp_path: Path
+    harness: Harness,
+    sandbox_host: SandboxHost,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     model = demo_model(cache_root())
     inventory = write_inventory(tmp_path / "inv.py", sandbox_host, model)
@@ -60,3 +64,12 @@ def test_llamacpp_deploys_serves_and_reruns_without_change(
     name, data = sandbox_host.inventory_entry()
     checks = verify_host(cfg, connect_testinfra(name, data))
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+
+    # The same through the command line, then a stopped service fails `verify` with its table.
+    assert main(["check", str(inventory)]) == 0
+    assert main(["verify", str(inventory)]) == 0
+    harness.run(sandbox_host, ["systemctl", "stop", "llmprov-llamacpp.service"], check=True)
+    capsys.readouterr()
+    assert main(["verify", str(inventory)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "llmprov-llamacpp.service" in out

@@ -18,13 +18,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "check",
         help="smoke-check an LLM server (ready, model listed, chat answer, API key enforced)",
-        description="Smoke-check one LLM server. Exits 1 when a step fails.",
+        description=(
+            "Smoke-check every host of an inventory (through SSH where a server listens on "
+            "loopback only), or one server by --url. Exits 1 when a step fails."
+        ),
     )
-    parser.add_argument(
-        "--url", required=True, help="server root URL (no /v1), e.g. http://host:8000"
-    )
-    parser.add_argument("--api", required=True, choices=("openai", "ollama"))
-    parser.add_argument("--model", required=True, help="model name the server should list")
+    parser.add_argument("inventory", nargs="?", help="a pyinfra inventory file (or use --url)")
+    parser.add_argument("--engine", choices=("ollama", "vllm", "llamacpp"), help="override engines")
+    parser.add_argument("--limit", action="append", help="only this host (repeatable)")
+    parser.add_argument("--url", help="server root URL (no /v1), e.g. http://host:8000")
+    parser.add_argument("--api", choices=("openai", "ollama"))
+    parser.add_argument("--model", help="model name the server should list")
     parser.add_argument(
         "--api-key-file", type=Path, help="file holding the API key (also checks it is enforced)"
     )
@@ -39,6 +43,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.inventory:
+        if args.url:
+            return usage_error("check", "give an inventory or --url, not both")
+        return _run_inventory(args)
+    missing = [f"--{n}" for n in ("url", "api", "model") if not getattr(args, n)]
+    if missing:
+        return usage_error("check", f"without an inventory, {', '.join(missing)} are required")
     try:
         api_key = read_api_key(args.api_key_file) if args.api_key_file else None
     except (OSError, ValueError) as exc:
@@ -94,3 +105,34 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
     return value
+
+
+def _run_inventory(args: argparse.Namespace) -> int:
+    from llmprov.checks.after_deploy import prove
+    from llmprov.cli.common import load_or_report
+
+    loaded = load_or_report(args.inventory, args.engine, args.limit)
+    if loaded is None:
+        return EXIT_USAGE
+    console = Console()
+    failed: list[str] = []
+    for name, cfg in loaded.hosts.items():
+        try:
+            proof = prove(
+                cfg, loaded.host_data[name], run_bench=False, ready_timeout_s=args.ready_timeout
+            )
+        except Exception as exc:  # an unreachable host is a failed check, the others still run
+            console.print(f"[red]{name}: check could not run: {exc}[/]")
+            failed.append(name)
+            continue
+        if proof.smoke is not None:
+            console.print(
+                smoke_table(
+                    proof.smoke, f"{name}: {proof.url} ({cfg.engine}, {cfg.served_model_name})"
+                )
+            )
+        if not proof.ok:
+            failed.append(name)
+    if failed:
+        console.print(f"[red]failed: {', '.join(failed)}[/]")
+    return EXIT_FAILED if failed else EXIT_OK

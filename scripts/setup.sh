@@ -19,9 +19,22 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 stamp=.venv/.llmprov-installed
+pip_install() {
+  local log
+  log=$(mktemp)
+  if ! .venv/bin/python -m pip install -q "$@" >"$log" 2>&1; then
+    grep -v "^WARNING: Location" "$log" >&2 || true
+    rm -f "$log"
+    echo "setup: pip install $* failed" >&2
+    exit 1
+  fi
+  rm -f "$log"
+}
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import llmprov, pyinfra, testinfra" && touch "$stamp"
+  pip_install --upgrade pip
+  # torch 2.13.0 (CPU) for `models convert` comes from this machine's local wheels (pip's find-links).
+  pip_install -e '.[test,convert]'
+  .venv/bin/python -c "import llmprov, pyinfra, testinfra, torch, transformers"
+  touch "$stamp"
 fi
 echo "setup: ready (.venv/bin/llmprov)"

@@ -137,9 +137,9 @@ def test_passthrough_keys_do_not_reach_the_settings() -> None:
 
 
 def test_an_unknown_key_without_a_close_match_gets_no_guess() -> None:
-    errors = _errors({"engine": "vllm", "model": MODELS["vllm"], "colour": "blue"})
+    errors = _errors({"engine": "vllm", "model": MODELS["vllm"], "flavour": "blue"})
     assert errors == [
-        "h: colour: unknown llmprov key (pyinfra keys start with ssh_, _ and the like; own data with x_)"
+        "h: flavour: unknown llmprov key (pyinfra keys start with ssh_, _ and the like; own data with x_)"
     ]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from llmprov.core.config import HostConfig
-from llmprov.core.validate import ControllerFiles, FieldError, validate_host
+from llmprov.core.validate import ControllerFiles, FieldError, validate_clusters, validate_host
 
 
 class InventoryError(Exception):
@@ -93,6 +93,11 @@ def load_inventory(
             errors.extend(result)
         else:
             hosts[host.name] = result
+    # A serving cluster spans hosts: its rules need every host's data, --limit or not.
+    hosts, cluster_errors = validate_clusters(
+        hosts, {h.name: h.data.dict() for h in inventory}, selected=names
+    )
+    errors.extend(cluster_errors)
     if errors:
         raise InventoryError(errors)
     return LoadedInventory(path=path, inventory=inventory, hosts=hosts, host_data=host_data)

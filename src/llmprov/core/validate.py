@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Mapping
+import types
+import typing
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from packaging.version import Version
 from pydantic import ValidationError
 
+from llmprov.core import cluster as clusters
 from llmprov.core.config import (
     DEFAULT_PORTS,
     ENGINES,
     LLMPROV_KEYS,
+    ClusterMember,
     HostConfig,
     HostSettings,
     default_runtime,
@@ -113,6 +118,13 @@ def _unknown_key(key: str, known: Iterable[str], section: str | None = None) -> 
     return f"unknown llmprov key{hint} (pyinfra keys start with ssh_, _ and the like; own data with x_)"
 
 
+def _section_model(annotation: Any) -> Any:
+    """The settings model of a section, through `X | None`."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return next((a for a in typing.get_args(annotation) if a is not type(None)), None)
+    return annotation
+
+
 def split_host_data(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """Split host data into llmprov keys, passthrough keys and unknown keys."""
     ours: dict[str, Any] = {}
@@ -187,7 +199,14 @@ def _cross_checks(
             f"{method!r} is not a {s.os} method; use one of {', '.join(methods[s.os])}",
         )
     pp = s.vllm.pipeline_parallel_size
-    if s.engine == "vllm" and s.gpu.count and pp > 1 and (tp or 1) * pp > s.gpu.count:
+    # On a cluster node the pipeline spans the nodes; validate_clusters counts the cluster's GPUs.
+    if (
+        s.engine == "vllm"
+        and s.cluster is None
+        and s.gpu.count
+        and pp > 1
+        and (tp or 1) * pp > s.gpu.count
+    ):
         err(
             "vllm.pipeline_parallel_size",
             f"{tp or 1} x {pp} needs {(tp or 1) * pp} GPUs on one host, which has {s.gpu.count}",
@@ -229,6 +248,57 @@ def _cross_checks(
             err(field, f"{path!r} must hold exactly one non-empty line")
     if isinstance(ref, FileRef) and not files.exists(ref.path):
         err("model", f"file not found on the controller: {ref.path!r}")
+    if s.cluster is not None:
+        errs.extend(_cluster_host_checks(host, s, runtime))
+    return errs
+
+
+def _cluster_host_checks(host: str, s: HostSettings, runtime: str) -> list[FieldError]:
+    """A cluster node's own rules; the rules across its nodes are in validate_clusters."""
+    c = s.cluster
+    assert c is not None
+    errs: list[FieldError] = []
+    if s.engine != "vllm":
+        errs.append(
+            FieldError(host, "cluster", f"only vllm hosts form a serving cluster, not {s.engine}")
+        )
+    if runtime != "systemd":
+        errs.append(
+            FieldError(host, "cluster", f"a cluster node runs under systemd, not {runtime!r}")
+        )
+    if Version(c.ray_version) < Version(clusters.MIN_RAY_VERSION):
+        errs.append(
+            FieldError(
+                host,
+                "cluster.ray_version",
+                f"vLLM's Ray executor needs Ray >= {clusters.MIN_RAY_VERSION}, got {c.ray_version!r}",
+            )
+        )
+    for arg in s.vllm.extra_args:
+        if arg.split("=", 1)[0] in clusters.CLUSTER_FLAGS:
+            errs.append(
+                FieldError(
+                    host,
+                    "vllm.extra_args",
+                    f"{arg.split('=', 1)[0]} is set by llmprov on a cluster node; remove it",
+                )
+            )
+    ports = clusters.RayPorts(c.ray_port)
+    low, high = ports.ranges()[0]
+    if clusters.WORKER_PORTS[0] <= high and low <= clusters.WORKER_PORTS[1]:
+        errs.append(
+            FieldError(
+                host,
+                "cluster.ray_port",
+                f"Ray's ports {low}-{high} overlap its worker ports "
+                f"{clusters.WORKER_PORTS[0]}-{clusters.WORKER_PORTS[1]}",
+            )
+        )
+    port = s.port or DEFAULT_PORTS[s.engine]
+    if ports.covers(port):
+        errs.append(
+            FieldError(host, "cluster.ray_port", f"Ray's ports would take the serving port {port}")
+        )
     return errs
 
 
@@ -258,8 +328,8 @@ def validate_host(
             field = ".".join(str(p) for p in e["loc"]) or "data"
             reason = _reason(e)
             if e["type"] == "extra_forbidden":
-                section = getattr(
-                    HostSettings.model_fields.get(str(e["loc"][0])), "annotation", None
+                section = _section_model(
+                    getattr(HostSettings.model_fields.get(str(e["loc"][0])), "annotation", None)
                 )
                 known = getattr(section, "model_fields", {})
                 reason = _unknown_key(str(e["loc"][-1]), known, section=str(e["loc"][0]))
@@ -287,3 +357,182 @@ def validate_host(
         hf_token=secret(settings.hf_token_file),
         base_dir=base_dir,
     )
+
+
+# ---------------------------------------------------------------- serving clusters
+
+
+def validate_clusters(
+    hosts: Mapping[str, HostConfig],
+    all_data: Mapping[str, Mapping[str, Any]],
+    selected: Collection[str],
+) -> tuple[dict[str, HostConfig], list[FieldError]]:
+    """The rules across a serving cluster's nodes; each valid node gets its ClusterMember.
+
+    `all_data` is every inventory host's data (membership is read from it, so a --limit that
+    leaves out part of a cluster is caught); `hosts` holds the hosts that passed validate_host;
+    `selected` names the hosts this run is about. A cluster with a node that failed validation is
+    skipped: that node's faults are reported already. A fault of the cluster as a whole is reported
+    once, on the head; a node's own, on that node.
+    """
+    out = dict(hosts)
+    errors: list[FieldError] = []
+    for name, nodes in clusters.members_by_cluster(all_data).items():
+        if not any(n in selected for n in nodes):
+            continue
+        left_out = [n for n in nodes if n not in selected]
+        if left_out:
+            first = next(n for n in nodes if n in selected)
+            errors.append(
+                FieldError(
+                    first,
+                    "cluster",
+                    f"cluster {name!r} is deployed whole; --limit leaves out {', '.join(left_out)}",
+                )
+            )
+            continue
+        if not all(n in hosts for n in nodes):
+            continue
+        found, members = _check_cluster(name, [hosts[n] for n in nodes], all_data)
+        errors.extend(found)
+        if not found:
+            for node, member in members.items():
+                out[node] = hosts[node].model_copy(update={"cluster": member})
+    return out, errors
+
+
+def _check_cluster(
+    name: str, nodes: list[HostConfig], all_data: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[FieldError], dict[str, ClusterMember]]:
+    first = nodes[0].settings.cluster
+    assert first is not None
+    names = [n.name for n in nodes]
+    head_name = first.head
+    reporter = head_name if head_name in names else names[0]
+    errs: list[FieldError] = []
+
+    def err(host: str, field: str, reason: str) -> None:
+        errs.append(FieldError(host, field, reason))
+
+    for node in nodes[1:]:
+        if node.settings.cluster != first:
+            err(
+                node.name,
+                "cluster",
+                f"differs from {names[0]}'s settings for cluster {name!r}; "
+                "set cluster once, in the group's data",
+            )
+    if errs:
+        return errs, {}
+    if len(nodes) < 2:
+        err(
+            reporter,
+            "cluster.name",
+            f"only this host is in cluster {name!r}; a serving cluster needs two or more "
+            "(remove cluster to serve from one host)",
+        )
+    if head_name not in names:
+        err(
+            reporter,
+            "cluster.head",
+            f"{head_name!r} is not a host of cluster {name!r} (its hosts: {', '.join(names)})",
+        )
+        return errs, {}
+    head = next(n for n in nodes if n.name == head_name)
+    hs = head.settings
+    for extra in sorted(set(first.addresses) - set(names)):
+        err(reporter, "cluster.addresses", f"names {extra!r}, which is not a host of {name!r}")
+    addresses: dict[str, str] = {}
+    for node in nodes:
+        s = node.settings
+        if s.gpu.count != hs.gpu.count or s.gpu.vendor != hs.gpu.vendor:
+            err(
+                node.name,
+                "gpu.count",
+                f"is {s.gpu.count} ({s.gpu.vendor}) but {hs.gpu.count} ({hs.gpu.vendor}) on the "
+                f"head {head_name}; every node of cluster {name!r} needs the same GPUs "
+                "(tensor parallel size = GPUs per node)",
+            )
+        if s.vllm.version is None:
+            err(
+                node.name,
+                "vllm.version",
+                f"required on a node of cluster {name!r}: every node must run the same vLLM "
+                "(pin it in the cluster's group data)",
+            )
+        elif hs.vllm.version is not None and s.vllm.version != hs.vllm.version:
+            err(
+                node.name,
+                "vllm.version",
+                f"is {s.vllm.version} but {hs.vllm.version} on the head {head_name}; every node "
+                f"of cluster {name!r} must run the same vLLM",
+            )
+        if node.model_ref.raw != head.model_ref.raw:
+            err(
+                node.name,
+                "model",
+                f"is {node.model_ref.raw} but {head.model_ref.raw} on the head {head_name}; "
+                "every node loads its share of the same model",
+            )
+        ssh_hostname = all_data[node.name].get("ssh_hostname")
+        address = clusters.connect_address(node.name, first.addresses.get(node.name), ssh_hostname)
+        if address is None:
+            err(
+                node.name,
+                "cluster.addresses",
+                f"no IP address for {node.name} (ssh_hostname {ssh_hostname!r} is not one); "
+                f"add {node.name}: <IP> to cluster.addresses: Ray and its firewall rules need one",
+            )
+        elif address.is_loopback or address.is_unspecified:
+            err(
+                node.name,
+                "cluster.addresses",
+                f"{address} cannot be reached from the other nodes; give {node.name}'s "
+                "address on the cluster's network in cluster.addresses",
+            )
+        elif str(address) in addresses.values():
+            other = next(k for k, v in addresses.items() if v == str(address))
+            err(node.name, "cluster.addresses", f"{address} is {other}'s address too")
+        else:
+            addresses[node.name] = str(address)
+        ssh_port = all_data[node.name].get("ssh_port", 22)
+        if isinstance(ssh_port, int) and clusters.RayPorts(first.ray_port).covers(ssh_port):
+            err(node.name, "cluster.ray_port", f"Ray's ports would take the SSH port {ssh_port}")
+    gpus = hs.gpu.count if hs.gpu.vendor == "nvidia" else 0
+    tp, pp = clusters.parallel_sizes(hs, len(nodes), gpus)
+    if first.serve and gpus == 0:
+        err(
+            head_name,
+            "cluster.serve",
+            f"vLLM's CPU build has no Ray executor ({clusters.CPU_RAY_ERROR!r}); give the nodes "
+            "GPUs, or set cluster.serve: false to form the Ray cluster only",
+        )
+    elif first.serve and tp * pp > len(nodes) * gpus:
+        err(
+            head_name,
+            "vllm.pipeline_parallel_size",
+            f"tensor parallel {tp} x pipeline parallel {pp} needs {tp * pp} GPUs; cluster "
+            f"{name!r} has {len(nodes)} node(s) x {gpus}",
+        )
+    if errs:
+        return errs, {}
+    peers = (addresses[head_name], *(addresses[n] for n in names if n != head_name))
+    members = {
+        node.name: ClusterMember(
+            name=name,
+            head=head_name,
+            role="head" if node.name == head_name else "worker",
+            address=addresses[node.name],
+            head_address=addresses[head_name],
+            peers=peers,
+            nodes=len(nodes),
+            gpus_per_node=gpus,
+            tensor_parallel_size=tp,
+            pipeline_parallel_size=pp,
+            ray_version=first.ray_version,
+            ray_port=first.ray_port,
+            serve=first.serve,
+        )
+        for node in nodes
+    }
+    return errs, members

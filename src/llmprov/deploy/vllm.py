@@ -95,7 +95,7 @@ def resolve_for_host(cfg: HostConfig) -> VllmEnv:
     return VllmEnv(resolution, count)
 
 
-def _system_packages(cfg: HostConfig) -> list[Any]:
+def install_system_packages(cfg: HostConfig) -> list[Any]:
     wanted = system_packages(cfg.settings.vllm.enforce_eager)
     installed = host.get_fact(DebPackages)
     missing = [p for p in wanted if p not in installed]
@@ -107,7 +107,7 @@ def _system_packages(cfg: HostConfig) -> list[Any]:
     ]
 
 
-def _ensure_uv(mirror: MirrorSettings) -> list[Any]:
+def ensure_uv(mirror: MirrorSettings) -> list[Any]:
     if host.get_fact(File, path=UV_MARKER) and host.get_fact(File, path=UV):
         host.noop(f"uv {UV_VERSION} is installed")
         return []
@@ -135,7 +135,7 @@ def check_env(env: VllmEnv) -> None:
         raise EnvCheckFailed(f"{env.path} is not usable: " + "; ".join(faults))
 
 
-def _build_env(env: VllmEnv, mirror: MirrorSettings) -> list[Any]:
+def build_env(env: VllmEnv, mirror: MirrorSettings) -> list[Any]:
     """Make env.path hold a checked environment; the marker is written last, after the check."""
     marker = host.get_fact(FileContents, path=env.marker)
     if marker_matches("\n".join(marker) if marker else None, env):
@@ -187,11 +187,11 @@ def deploy_vllm(cfg: HostConfig) -> None:
     layout = EngineLayout("vllm")
     env = resolve_for_host(cfg)
     mirror = cfg.settings.mirror
-    packages = _system_packages(cfg)
+    packages = install_system_packages(cfg)
     service_user(cfg, home=layout.state_dir)
     dirs = engine_dirs(cfg)
-    _ensure_uv(mirror)
-    built = _build_env(env, mirror)
+    ensure_uv(mirror)
+    built = build_env(env, mirror)
     # Only reached when the build and its check passed: a failure stops this host before here.
     link = files.link(name=f"Switch to environment {env.key}", path=layout.current, target=env.path)
     model = place_model(cfg)

@@ -19,7 +19,14 @@ gpu_servers = (
                 "served_model_name": "smollm2",
                 "bind": "0.0.0.0",
                 "api_key_file": "files/api-key.txt",
-                "gpu": {"vendor": "nvidia", "count": 2, "compute_capability": "8.9"},
+                # The driver is stated so that `llmprov render --k8s` can pin an image offline;
+                # without it the deploy reads it from the host.
+                "gpu": {
+                    "vendor": "nvidia",
+                    "count": 2,
+                    "compute_capability": "8.9",
+                    "driver_version": "570.133.20",
+                },
                 "vllm": {"max_model_len": 8192, "gpu_memory_utilization": 0.85},
             },
         ),
@@ -82,7 +89,9 @@ edge = (
                 "engine": "llamacpp",
                 "model": "hf://bartowski/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct-Q4_K_M.gguf",
                 "served_model_name": "smollm2",
-                "llamacpp": {"parallel": 4, "ctx_size": 4096, "threads": 2},
+                # An upstream release tag: built from its source archive, and the image compose
+                # and Kubernetes use. Without it llmprov builds its pinned llama-cpp-python sdist.
+                "llamacpp": {"release": "b6710", "parallel": 4, "ctx_size": 4096, "threads": 2},
             },
         ),
         (

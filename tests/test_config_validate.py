@@ -214,7 +214,7 @@ def test_secrets_appear_only_in_the_0600_env_file(engine: str, runtime: str) -> 
             "api_key_file": "api.txt",
             "hf_token_file": "hf.txt",
             "llamacpp": {"release": "b6710"},
-            "vllm": {"version": "0.11.0"},
+            "vllm": {"version": "0.32.0"},
         },
         files={"api.txt": API_KEY + "\n", "hf.txt": HF_TOKEN + "\n"},
     )

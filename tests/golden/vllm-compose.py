@@ -20,7 +20,7 @@ servers = [
             "engine": "vllm",
             "runtime": "compose",
             "model": "hf://Qwen/Qwen2.5-0.5B-Instruct",
-            "vllm": {"version": "0.11.0"},
+            "vllm": {"version": "0.32.0"},
         },
     ),
 ]

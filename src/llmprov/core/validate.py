@@ -23,6 +23,12 @@ from llmprov.core.config import (
     default_runtime,
     resolve_model_ref,
 )
+from llmprov.core.cuda_matrix import (
+    VLLM_CPU_RELEASES,
+    VLLM_RELEASES,
+    vllm_cpu_release,
+    vllm_release,
+)
 from llmprov.core.model_ref import FileRef, HttpsRef, ModelRef, ModelRefError, OllamaRef
 
 # Host data keys that belong to pyinfra (connectors' settings and global operation arguments)
@@ -216,6 +222,17 @@ def _cross_checks(
             "model_sha256",
             f"is checked for https:// models only; {ref.raw!r} is {type(ref).scheme}://",
         )
+    version = s.vllm.version
+    if s.engine == "vllm" and version is not None:
+        on_cpu = s.gpu.count == 0
+        known = [r.version for r in (VLLM_CPU_RELEASES if on_cpu else VLLM_RELEASES)]
+        found = vllm_cpu_release(version) if on_cpu else vllm_release(version)
+        if found is None:
+            kind = "CPU build (vllm-cpu)" if on_cpu else "release"
+            err(
+                "vllm.version",
+                f"{version} is not a vLLM {kind} llmprov knows; known: {', '.join(known)}",
+            )
     kv = s.ollama.kv_cache_type
     if kv in ("q8_0", "q4_0") and s.ollama.flash_attention is not True:
         err("ollama.kv_cache_type", f"{kv} needs ollama.flash_attention: true")

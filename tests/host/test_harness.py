@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -152,23 +151,37 @@ def test_closing_removes_everything_even_when_the_block_fails(
 def test_interrupt_during_a_parallel_boot_leaves_nothing(
     cache_dir: Path, host_name: Callable[[], str]
 ) -> None:
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    harness = Harness(cache_dir)
+    """Ctrl-C while hosts boot, as in `llmprov sandbox up`. It runs in a process of its own: once
+    pyinfra's CLI module is imported (other tests do), gevent has replaced threads in this one."""
     names = [host_name() for _ in range(4)]
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    try:
-        with pytest.raises(KeyboardInterrupt), harness:
-            signal.setitimer(signal.ITIMER_REAL, 0.3)
-            harness.boot_many(names)
-            time.sleep(30)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    script = (
+        "import json, signal, sys, time\n"
+        "from pathlib import Path\n"
+        "from llmprov.sandbox import Harness\n"
+        "def interrupt(signum, frame):\n"
+        "    raise KeyboardInterrupt\n"
+        "harness = Harness(Path(sys.argv[1]))\n"
+        "signal.signal(signal.SIGALRM, interrupt)\n"
+        "try:\n"
+        "    with harness:\n"
+        "        print(json.dumps([harness.harness_id, str(harness.work_dir)]), flush=True)\n"
+        "        signal.setitimer(signal.ITIMER_REAL, 0.3)\n"
+        "        harness.boot_many(sys.argv[2:])\n"
+        "        time.sleep(30)\n"
+        "except KeyboardInterrupt:\n"
+        "    sys.exit(130)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(cache_dir), *names],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    harness_id, work_dir = json.loads(proc.stdout.splitlines()[0])
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert not [n for n in names if f"ve-{n}@" in links]
-    assert leftovers(harness.harness_id, [], harness.work_dir) == []
+    assert leftovers(harness_id, [], Path(work_dir)) == []
 
 
 def test_detached_hosts_outlive_their_process_until_torn_down_from_state(

@@ -63,7 +63,7 @@ macs = [
 
 windows = [
     (
-        "win-box",
+        "@winrm/win-box",
         {
             "winrm_hostname": "10.0.10.50",
             "winrm_username": "Administrator",

@@ -1,4 +1,4 @@
-# Configure Ollama 0.12.6 on win-box: machine-level settings and the firewall.
+# Configure Ollama 0.12.6 on @winrm/win-box: machine-level settings and the firewall.
 # The service reads its own settings from its WinSW definition; llmprov restarts it after this.
 # Rendered by llmprov 0.0.0+golden; changes here are overwritten on deploy.
 $ErrorActionPreference = 'Stop'

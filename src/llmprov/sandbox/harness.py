@@ -192,7 +192,7 @@ class Harness:
                     f"(interface {plan.veth_name(name)} exists or this harness booted it)"
                 )
             addresses = system.run(["ip", "-o", "-4", "addr", "show"]).stdout
-            index = plan.allocate_index(plan.used_subnet_indexes(addresses) | self._reserved)
+            index = _claim_subnet(plan.used_subnet_indexes(addresses) | self._reserved)
             self._reserved.add(index)
             self._booting.add(name)
         try:
@@ -202,6 +202,9 @@ class Harness:
                 self._reserved.discard(index)
                 self._booting.discard(name)
             raise
+        finally:
+            # Once booted, the host's address on its veth marks the subnet as taken.
+            _release_subnet(index)
         with self._lock:
             state.hosts.append(host)
             self._procs[name] = proc
@@ -421,6 +424,47 @@ class _AnyEvent(threading.Event):
 
     def is_set(self) -> bool:
         return super().is_set() or self._parent.is_set()
+
+
+# Other processes (another test run, `llmprov sandbox up`) allocate subnets too. Between picking a
+# free subnet and putting its address on the veth, a claim file here keeps them from picking it.
+SUBNET_CLAIMS = Path("/run/llmprov-sandbox/subnet-claims")
+CLAIM_STALE_S = 300.0
+
+
+def _claim_subnet(used: set[int]) -> int:
+    SUBNET_CLAIMS.mkdir(parents=True, exist_ok=True)
+    taken = set(used)
+    while True:
+        index = plan.allocate_index(taken)
+        path = SUBNET_CLAIMS / str(index)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            if _claim_is_stale(path):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                continue
+            taken.add(index)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return index
+
+
+def _claim_is_stale(path: Path) -> bool:
+    try:
+        pid = int(path.read_text() or "0")
+        age = time.time() - path.stat().st_mtime
+    except (OSError, ValueError):
+        return True
+    alive = pid > 0 and Path(f"/proc/{pid}").exists()
+    return not alive or age > CLAIM_STALE_S
+
+
+def _release_subnet(index: int) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (SUBNET_CLAIMS / str(index)).unlink()
 
 
 def teardown(state: SandboxState) -> None:

@@ -21,6 +21,7 @@ from llmprov.checks.bench import (
     load_prompts,
     open_async_client,
     parse_prompt_lines,
+    prompts_needed,
     run_bench,
     run_level,
     send_request,
@@ -166,6 +167,51 @@ def test_bench_warms_up_then_runs_each_level() -> None:
     assert list(runs) == [1, 3]
     assert [len(r) for r in runs.values()] == [5, 5]
     assert len(server.chat_bodies) == 1 + 5 + 5
+
+
+def test_bench_sends_no_prompt_twice_given_the_prompts_it_needs() -> None:
+    # A repeated prompt would be served from a prefix cache, with a far shorter TTFT.
+    server = OpenAIStandIn()
+    config = BenchConfig(model="smollm2", concurrencies=(1, 3), requests=5, max_tokens=2)
+    prompts = synthetic_prompts(prompts_needed(config), seed=3)
+    assert len(prompts) == 1 + 5 + 5
+
+    async def go() -> None:
+        async with open_async_client("http://x", 3, transport=server.async_transport()) as client:
+            await run_bench(client, config, prompts)
+
+    asyncio.run(go())
+    sent = [body["messages"] for body in server.chat_bodies]
+    assert sent[0] == prompts[0], "the warm-up takes the first prompt"
+    assert sent[1:6] == prompts[1:6], "the first level the next five, in turn"
+    assert sorted(map(str, sent[6:])) == sorted(map(str, prompts[6:])), "the second level the rest"
+
+
+def test_bench_wraps_around_fewer_prompts_than_it_needs() -> None:
+    server = OpenAIStandIn()
+    config = BenchConfig(model="smollm2", concurrencies=(1, 2), requests=3, max_tokens=2)
+
+    async def go() -> dict[int, list[RequestRecord]]:
+        async with open_async_client("http://x", 2, transport=server.async_transport()) as client:
+            return await run_bench(client, config, PROMPTS)
+
+    runs = asyncio.run(go())
+    assert all(r.ok for records in runs.values() for r in records)
+    sent = [body["messages"] for body in server.chat_bodies]
+    assert sent[:4] == [PROMPTS[0], *PROMPTS[1:4]]
+    assert sorted(map(str, sent[4:])) == sorted(map(str, [PROMPTS[0], PROMPTS[1], PROMPTS[2]]))
+
+
+def test_level_takes_prompts_in_turn_from_the_first_it_is_given() -> None:
+    server = OpenAIStandIn()
+
+    async def go() -> None:
+        async with open_async_client("http://x", 1, transport=server.async_transport()) as client:
+            config = BenchConfig(model="smollm2", requests=3, max_tokens=2)
+            await run_level(client, config, PROMPTS, 1, first=2)
+
+    asyncio.run(go())
+    assert [b["messages"] for b in server.chat_bodies] == [PROMPTS[2], PROMPTS[3], PROMPTS[0]]
 
 
 def test_failed_warm_up_stops_the_bench() -> None:

@@ -97,7 +97,28 @@ def test_bench_uses_the_prompts_file_and_api_key(server: OpenAIStandIn, tmp_path
     prompts.write_text('{"prompt": "one"}\n{"prompt": "two"}\n')
     argv = ("--requests", "2", "--concurrency", "1", "--prompts", str(prompts))
     assert cli(*RUN, *argv, "--api-key-file", str(key)) == 0
-    assert [b["messages"][0]["content"] for b in server.chat_bodies] == ["one", "one", "two"]
+    # The warm-up takes the first prompt, the level goes on from the next one.
+    assert [b["messages"][0]["content"] for b in server.chat_bodies] == ["one", "two", "one"]
+
+
+def test_bench_sends_new_synthetic_prompts_at_each_level(server: OpenAIStandIn) -> None:
+    assert cli(*RUN, "--concurrency", "1,2", "--requests", "3", "--max-tokens", "2") == 0
+    sent = [str(body["messages"]) for body in server.chat_bodies]
+    assert len(sent) == 1 + 3 + 3
+    assert len(set(sent)) == len(sent)
+
+
+def test_bench_notes_a_prompts_file_too_short_for_new_prompts_throughout(
+    server: OpenAIStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(f'{{"prompt": "p{i}"}}\n' for i in range(5)))
+    argv = ("--requests", "2", "--prompts", str(prompts))
+    assert cli(*RUN, *argv, "--concurrency", "1,2") == 0
+    assert "prefix cache" not in capsys.readouterr().err
+    assert cli(*RUN, *argv, "--concurrency", "1,2,3") == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{prompts} has 5 prompts for 7 requests" in err
 
 
 def test_bench_writes_a_png_chart(server: OpenAIStandIn, tmp_path: Path) -> None:

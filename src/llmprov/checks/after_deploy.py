@@ -64,7 +64,7 @@ def short_bench(cfg: HostConfig, url: str) -> list[BenchResult]:
         ignore_eos=bench.engine_accepts_ignore_eos(cfg.engine),
         api_key=cfg.api_key,
     )
-    prompts = bench.synthetic_prompts(config.requests, seed=0)
+    prompts = bench.synthetic_prompts(bench.prompts_needed(config), seed=0)
 
     async def go() -> dict[int, list[Any]]:
         async with bench.open_async_client(url, max(config.concurrencies)) as client:

@@ -127,17 +127,6 @@ def _bench(args: argparse.Namespace) -> int:
         api_key = read_api_key(args.api_key_file) if args.api_key_file else None
     except (OSError, ValueError) as exc:
         return usage_error("bench", str(exc))
-    try:
-        prompts = (
-            bench.load_prompts(args.prompts)
-            if args.prompts
-            else bench.synthetic_prompts(args.requests, args.seed)
-        )
-    except OSError as exc:
-        reason = exc.strerror or exc
-        return usage_error("bench", f"cannot read prompts file {args.prompts}: {reason}")
-    except bench.PromptsFileError as exc:
-        return usage_error("bench", str(exc))
     config = bench.BenchConfig(
         model=args.model,
         concurrencies=args.concurrency,
@@ -152,6 +141,27 @@ def _bench(args: argparse.Namespace) -> int:
         request_timeout_s=args.request_timeout,
         level_time_limit_s=args.time_limit,
     )
+    needed = bench.prompts_needed(config)
+    try:
+        prompts = (
+            bench.load_prompts(args.prompts)
+            if args.prompts
+            else bench.synthetic_prompts(needed, args.seed)
+        )
+    except OSError as exc:
+        reason = exc.strerror or exc
+        return usage_error("bench", f"cannot read prompts file {args.prompts}: {reason}")
+    except bench.PromptsFileError as exc:
+        return usage_error("bench", str(exc))
+    if len(prompts) < needed:
+        Console(stderr=True).print(
+            f"note: {args.prompts} has {len(prompts)} prompts for {needed} requests (the "
+            "warm-up's and every level's): repeats may be answered from the server's prefix "
+            "cache, with a shorter time to first token than new prompts",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
     timestamp = datetime.now(UTC).isoformat(timespec="seconds")
     try:
         runs = _run_with_progress(url, config, prompts)

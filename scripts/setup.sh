@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(debootstrap systemd-container iptables systemd openssh-client iproute2 curl vagrant)
+# cmake, ninja-build and build-essential build llama-quantize locally when no cached build fits.
+DEBIAN_PACKAGES=(debootstrap systemd-container iptables systemd openssh-client iproute2 curl vagrant
+  cmake ninja-build build-essential)
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

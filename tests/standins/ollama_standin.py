@@ -8,7 +8,9 @@ standard library only, because it runs on bare test hosts.
     ollama serve              HTTP on $OLLAMA_HOST (default 127.0.0.1:11434):
                               GET /, /api/version, /api/tags, /api/ps, /v1/models;
                               POST /api/pull (streamed status lines), /api/chat, /api/generate,
-                              /v1/chat/completions (plain or streamed)
+                              /v1/chat/completions (plain or streamed);
+                              HEAD and POST /api/blobs/sha256:<digest> (the digest is checked),
+                              POST /api/create with `files` naming uploaded blobs
     ollama pull NAME          asks the server to pull NAME
     ollama list               the server's models as a table
     ollama --version          the version, and that this is a stand-in
@@ -90,6 +92,18 @@ def _models() -> list[dict[str, Any]]:
     return found
 
 
+def _blob(digest: str) -> Path | None:
+    """Where a blob named `sha256:<hex>` is kept, as Ollama keeps it; None for a bad name."""
+    algo, _, hexdigest = digest.partition(":")
+    if (
+        algo != "sha256"
+        or len(hexdigest) != 64
+        or not all(c in "0123456789abcdef" for c in hexdigest)
+    ):
+        return None
+    return _models_dir() / "blobs" / f"sha256-{hexdigest}"
+
+
 def _known(name: str) -> bool:
     return _manifest(name).is_file()
 
@@ -158,10 +172,23 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._json(404, {"error": "not found"})
 
+    def do_HEAD(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path.startswith("/api/blobs/"):
+            found = _blob(path.removeprefix("/api/blobs/"))
+            self._head(200 if found is not None and found.is_file() else 404, "text/plain", 0)
+        else:
+            self._head(404, "text/plain", 0)
+
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
+        if path.startswith("/api/blobs/"):
+            self._upload_blob(path.removeprefix("/api/blobs/"))
+            return
         body = self._body()
-        if path == "/api/pull":
+        if path == "/api/create":
+            self._create(body)
+        elif path == "/api/pull":
             self._pull(str(body.get("model") or body.get("name") or ""), body.get("stream", True))
         elif path in ("/api/chat", "/api/generate"):
             self._native(path, body)
@@ -199,6 +226,66 @@ class Handler(BaseHTTPRequestHandler):
             {"status": "success"},
         ]
         if stream is False:
+            self._json(200, steps[-1])
+            return
+        self._stream("application/x-ndjson", [json.dumps(s).encode() + b"\n" for s in steps])
+
+    def _upload_blob(self, name: str) -> None:
+        # Read the whole body first: answering before it is read would break the connection.
+        length = int(self.headers.get("Content-Length") or 0)
+        target = _blob(name)
+        h = hashlib.sha256()
+        partial = None
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+        with partial.open("wb") if partial else contextlib.nullcontext() as out:
+            left = length
+            while left > 0:
+                chunk = self.rfile.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                h.update(chunk)
+                if out is not None:
+                    out.write(chunk)
+        if target is None or partial is None:
+            self._json(400, {"error": f"invalid digest format {name!r}"})
+            return
+        if f"sha256:{h.hexdigest()}" != name:
+            partial.unlink()
+            self._json(400, {"error": "digest mismatch"})
+            return
+        partial.replace(target)
+        self._head(201, "text/plain", 0)
+
+    def _create(self, body: dict[str, Any]) -> None:
+        name = str(body.get("model") or body.get("name") or "")
+        files = body.get("files") or {}
+        if not name or not isinstance(files, dict) or not files:
+            self._json(400, {"error": "model and files are required"})
+            return
+        layers = []
+        for filename, digest in files.items():
+            blob = _blob(str(digest))
+            if blob is None or not blob.is_file():
+                self._json(400, {"error": f"blob {digest} for {filename} not found"})
+                return
+            layers.append(
+                {
+                    "mediaType": "application/vnd.ollama.image.model",
+                    "digest": str(digest),
+                    "size": blob.stat().st_size,
+                    "from": filename,
+                }
+            )
+        manifest = _manifest(name)
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        manifest.write_text(
+            json.dumps({"schemaVersion": 2, "standin": STANDIN_NOTE, "layers": layers})
+        )
+        steps = [{"status": "parsing GGUF"}, {"status": "writing manifest"}, {"status": "success"}]
+        if body.get("stream", True) is False:
             self._json(200, steps[-1])
             return
         self._stream("application/x-ndjson", [json.dumps(s).encode() + b"\n" for s in steps])

@@ -1,1 +1,1 @@
-"""Model format conversion on the controller (GGUF to a Hugging Face folder for vLLM)."""
+"""Model files on the controller: fetched (hf://, https://), converted (GGUF <-> Hugging Face), imported into Ollama."""

@@ -10,7 +10,22 @@ from typing import Any, Literal
 
 Dtype = Literal["bfloat16", "float16", "float32"]
 DTYPES: tuple[str, ...] = ("bfloat16", "float16", "float32")
-TARGETS: tuple[str, ...] = ("hf",)
+# What `llmprov models convert --to` makes: a Hugging Face folder (vLLM), a GGUF file (llama.cpp),
+# or a model imported into a running Ollama.
+TARGETS: tuple[str, ...] = ("hf", "gguf", "ollama")
+
+# llama.cpp's convert_hf_to_gguf.py writes these itself (its --outtype); REFERENCE.md §5.
+CONVERTER_TYPES: tuple[str, ...] = ("f32", "f16", "bf16", "q8_0")
+# Everything else is made from an f16 file by llama-quantize. The list is the types its usage
+# names in the pinned llama.cpp (tools/quantize/quantize.cpp), the common ones first.
+QUANTIZE_TYPES: tuple[str, ...] = (
+    "Q4_K_M", "Q5_K_M", "Q6_K", "Q4_K_S", "Q5_K_S", "Q3_K_M", "Q3_K_S", "Q3_K_L", "Q2_K",
+    "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "IQ4_XS", "MXFP4_MOE",
+)  # fmt: skip
+# The intermediate file llama-quantize reads: what upstream's docs quantize from.
+QUANTIZE_FROM = "f16"
+# A model for llama.cpp or Ollama converted during a deploy, where the inventory names no type.
+DEPLOY_GGUF_TYPE = "f16"
 
 # Written last into every converted folder: what it was made from, and by what.
 PROVENANCE_FILE = "llmprov-convert.json"
@@ -58,6 +73,24 @@ class Provenance:
             recipe=int(data["recipe"]),
             versions={str(k): str(v) for k, v in dict(data.get("versions", {})).items()},
         )
+
+
+def gguf_type(name: str) -> str:
+    """The canonical spelling of a GGUF type (`q8_0`, `Q4_K_M`); ConvertError for an unknown one."""
+    lowered = name.lower()
+    for known in CONVERTER_TYPES:
+        if lowered == known:
+            return known
+    for known in QUANTIZE_TYPES:
+        if lowered == known.lower():
+            return known
+    valid = ", ".join((*CONVERTER_TYPES, *QUANTIZE_TYPES))
+    raise ConvertError(f"--quant must be one of {valid}; got {name!r}")
+
+
+def needs_quantize(gguf: str) -> bool:
+    """Whether a type is made by llama-quantize rather than by the converter itself."""
+    return gguf_type(gguf) not in CONVERTER_TYPES
 
 
 def check_dtype(dtype: str) -> str:

@@ -144,8 +144,9 @@ def deploy_llamacpp(cfg: HostConfig) -> None:
     link = files.link(
         name=f"Switch to build {key}", path=layout.current, target=layout.version_dir(key)
     )
-    model = place_model(cfg)
+    # The environment file first: a Hugging Face pull reads HF_TOKEN from it.
     rendered = upload(plan_host(cfg))
+    model = place_model(cfg)
     changed = any_change([*installed, link, *model, *rendered, *dirs])
     run_unit(layout.unit_name, changed)
     wait_http(cfg, "/health", "ok", changed, timeout_s=120)

@@ -1,76 +1,294 @@
-"""Putting the served model on the host, in the format its engine serves, owned by the service user."""
+"""Putting the served model on the host, whole, in the format its engine serves, owned by its user.
+
+Where the reference's format is the engine's, the model goes to the host as it is: a file or
+folder uploaded from the controller, an https file downloaded on the host (sha256 checked), a
+Hugging Face file or folder pulled on the host (deploy/hf_pull.py). Where it is not, the model is
+converted on the controller first (convert/) and the result uploaded: a GGUF for vLLM becomes a
+Hugging Face folder, a Hugging Face folder for llama.cpp becomes a GGUF. For Ollama a GGUF is
+imported through Ollama's API on the host (blob upload, then create).
+
+Every transfer writes beside the model (`<dest>.partial`) and renames it into place when complete,
+and only when the content differs from what is there: a re-run with the same model changes nothing,
+and a failed transfer leaves the model the engine loads as it was.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
-from pyinfra.operations import apt, files
+from pyinfra.context import host
+from pyinfra.facts.files import FileContents, Sha1File, Sha256File
+from pyinfra.facts.server import Which
+from pyinfra.operations import apt, files, server
 
+from llmprov.cache import CacheError, cache_root, sha256_file
+from llmprov.convert.fetch import fetch_model, local_path
+from llmprov.convert.spec import DEPLOY_GGUF_TYPE, ConvertError
 from llmprov.core.config import HostConfig
 from llmprov.core.layout import ENGINE_FORMAT, model_path
-from llmprov.core.model_ref import FileRef, HttpsRef
+from llmprov.core.model_pull import (
+    MODEL_DIR_MODE,
+    MODEL_MODE,
+    OLLAMA_IMPORT_DIR,
+    PullPlanError,
+    hf_pull_for,
+    https_download_script,
+    marker_path,
+    move_file_command,
+    ollama_identity,
+    ollama_import_script,
+    ollama_marker,
+    ollama_staging,
+    partial_path,
+    pull_identity,
+    read_marker,
+    swap_folder_command,
+)
+from llmprov.core.model_ref import FileRef, HttpsRef, HuggingFaceRef, ModelRef, OllamaRef
+from llmprov.core.ollama_release import model_present
+from llmprov.deploy.hf_pull import pull_ops
+from llmprov.facts.models import FolderManifest
+from llmprov.facts.ollama import OllamaModels
 
 
 class ModelPlacementError(Exception):
     """The model cannot be placed on this host as referenced; the message says what to change."""
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
+def _sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def local_manifest(folder: Path) -> dict[str, str]:
+    """{relative name: sha256} of a folder on the controller, as FolderManifest reads a host's."""
+    return {
+        p.relative_to(folder).as_posix(): sha256_file(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def upload_file(
+    local: Path, dest: str, owner: str, label: str, mode: str = MODEL_MODE
+) -> list[Any]:
+    """Upload to `<dest>.partial`, then rename; nothing when the host's file is the same.
+
+    Compared by sha1, the digest pyinfra's own upload compares, so one fact serves both.
+    """
+    if host.get_fact(Sha1File, path=dest) == _sha1(local):
+        host.noop(f"{label} is in place at {dest}")
+        return []
+    partial = partial_path(dest)
+    size = _size(local.stat().st_size)
+    return [
+        files.put(
+            name=f"Upload {label}",
+            src=str(local),
+            dest=partial,
+            user=owner,
+            group=owner,
+            mode=mode,
+        ),
+        server.shell(
+            name=f"Move {label} into place ({size})", commands=[move_file_command(partial, dest)]
+        ),
+    ]
+
+
+def upload_folder(local: Path, dest: str, owner: str, label: str) -> list[Any]:
+    """Sync into `<dest>.partial` (a partial left before is reused), then swap it in."""
+    wanted = local_manifest(local)
+    if host.get_fact(FolderManifest, path=dest) == wanted:
+        host.noop(f"{label} is in place at {dest}")
+        return []
+    partial = partial_path(dest)
+    size = sum((local / name).stat().st_size for name in wanted)
+    return [
+        files.sync(
+            name=f"Upload {label}",
+            src=str(local),
+            dest=partial,
+            user=owner,
+            group=owner,
+            mode=MODEL_MODE,
+            dir_mode=MODEL_DIR_MODE,
+            delete=True,
+        ),
+        server.shell(
+            name=f"Move {label} into place ({len(wanted)} file{'s' * (len(wanted) != 1)}, "
+            f"{_size(size)})",
+            commands=[swap_folder_command(partial, dest)],
+        ),
+    ]
+
+
+def _curl() -> list[Any]:
+    if host.get_fact(Which, command="curl"):
+        return []
+    if not host.get_fact(Which, command="apt-get"):
+        raise ModelPlacementError(f"{host.name}: the host has no curl and no apt-get to install it")
+    return [
+        apt.packages(
+            name="Download tools",
+            packages=["curl", "ca-certificates"],
+            update=True,
+            cache_time=3600,
+        )
+    ]
+
+
+def https_download(ref: HttpsRef, dest: str, owner: str) -> list[Any]:
+    """Download on the host into `<dest>.partial` (resumed), check the sha256, then rename."""
+    if host.get_fact(Sha256File, path=dest) == ref.sha256:
+        host.noop(f"{ref.filename} is in place at {dest} (sha256 matches)")
+        return []
+    return [
+        *_curl(),
+        server.shell(
+            name=f"Download {ref.filename} and check its sha256 (resumes a partial download)",
+            commands=[https_download_script(ref.url, ref.sha256, dest, owner)],
+        ),
+    ]
+
+
+def _controller_model(cfg: HostConfig, want: str) -> Path:
+    """The model on the controller in format `want`: fetched, then converted, both cached."""
+    from llmprov.convert.gguf_hf import cached_hf
+    from llmprov.convert.hf_gguf import cached_gguf
+
+    ref = cfg.model_ref
+    root = cache_root()
+    try:
+        src = fetch_model(ref, root, base_dir=cfg.base_dir, token=cfg.hf_token)
+        if ref.fmt == want:
+            return src
+        if want == "hf":
+            return cached_hf(src, root).folder
+        return cached_gguf(src, root, DEPLOY_GGUF_TYPE, name=cfg.served_model_name).path
+    except (ConvertError, CacheError, OSError) as exc:
+        raise ModelPlacementError(
+            f"{cfg.name}: model: cannot make {ref.raw} ({ref.fmt}) into {want} on the controller: "
+            f"{exc}"
+        ) from exc
+
+
+def _as_is(cfg: HostConfig, ref: ModelRef, dest: str, want: str) -> list[Any]:
+    owner = cfg.service_user
+    if isinstance(ref, FileRef):
+        local = local_path(ref, cfg.base_dir)
+        if want == "hf":
+            if not local.is_dir():
+                raise ModelPlacementError(
+                    f"{cfg.name}: model: {local} is not a folder; vllm serves a Hugging Face "
+                    "folder (or give a .gguf file, which is converted)"
+                )
+            return upload_folder(local, dest, owner, f"model folder {local.name}")
+        return upload_file(local, dest, owner, f"model {local.name}")
+    if isinstance(ref, HttpsRef):
+        if ref.fmt != "gguf":
+            raise ModelPlacementError(
+                f"{cfg.name}: model: an https:// model must be one .gguf file; "
+                "a Hugging Face folder comes from hf:// or file://"
+            )
+        return https_download(ref, dest, owner)
+    if isinstance(ref, HuggingFaceRef):
+        try:
+            return pull_ops(cfg, hf_pull_for(ref, want), dest)
+        except PullPlanError as exc:
+            raise ModelPlacementError(f"{cfg.name}: model: {exc}") from exc
+    raise ModelPlacementError(f"{cfg.name}: model: {ref.raw} cannot be placed for {cfg.engine}")
+
+
 def place_model(cfg: HostConfig) -> list[Any]:
+    """The operations that put the model at the engine's path; none when it is there already."""
     ref = cfg.model_ref
     want = ENGINE_FORMAT[cfg.engine]
-    dest = model_path(cfg)
-    user = cfg.service_user
-    if ref.fmt != want:
+    if want == "ollama" or isinstance(ref, OllamaRef):
         raise ModelPlacementError(
-            f"{cfg.name}: model: {ref.raw} is {ref.fmt}, {cfg.engine} serves {want}; "
-            f"convert it first with `llmprov models convert` and point model at the result"
+            f"{cfg.name}: model: {ref.raw} for {cfg.engine} is pulled or imported by Ollama"
         )
-    if isinstance(ref, FileRef):
-        local = Path(ref.path).expanduser()
-        if not local.is_absolute() and cfg.base_dir is not None:
-            local = Path(cfg.base_dir) / local
-        if local.is_dir():
-            return [
-                files.sync(
-                    name=f"Upload model folder {local.name}",
-                    src=str(local),
-                    dest=dest,
-                    user=user,
-                    group=user,
-                    mode="640",
-                    dir_mode="750",
-                    delete=True,
+    dest = model_path(cfg)
+    if ref.fmt == want:
+        return _as_is(cfg, ref, dest, want)
+    local = _controller_model(cfg, want)
+    label = f"model {local.name} (converted on the controller from {ref.raw})"
+    if want == "hf":
+        return upload_folder(local, dest, cfg.service_user, label)
+    return upload_file(local, dest, cfg.service_user, label)
+
+
+# ---------------------------------------------------------------- Ollama
+
+
+def import_into_ollama(cfg: HostConfig, binary: str, address: str, port: int) -> list[Any]:
+    """Import a GGUF (or a Hugging Face model, converted to one) into the host's running Ollama.
+
+    The GGUF is staged on the host (uploaded, downloaded, or pulled from the hub; pulled on the
+    controller instead where the inventory gives an HF token, since Ollama hosts keep no
+    environment file for it), then imported with Ollama's blob and create calls, then removed.
+    A re-run is a no-op while Ollama lists the model and the record says it came from the same
+    source.
+    """
+    ref = cfg.model_ref
+    if cfg.os != "linux":
+        raise ModelPlacementError(
+            f"{cfg.name}: model: llmprov imports {ref.raw} into Ollama on Linux hosts; "
+            f"on {cfg.os} give an ollama:// model"
+        )
+    name = cfg.served_model_name
+    staged = ollama_staging(name)
+    root_only = "root"
+    stage: list[Any]
+    local: Path | None = None
+    if isinstance(ref, HttpsRef) and ref.fmt == "gguf":
+        identity = ollama_identity(ref.raw, ref.sha256)
+    elif isinstance(ref, HuggingFaceRef) and ref.fmt == "gguf" and cfg.hf_token is None:
+        pull = hf_pull_for(ref, "gguf")
+        identity = ollama_identity(ref.raw, pull_identity(pull))
+    else:
+        local = _controller_model(cfg, "gguf")
+        identity = ollama_identity(ref.raw, sha256_file(local))
+    present = host.get_fact(OllamaModels, binary=binary, address=f"{address}:{port}")
+    recorded = read_marker(host.get_fact(FileContents, path=ollama_marker(name)))
+    if present is not None and model_present(present, name) and recorded == identity:
+        host.noop(f"model {name} is imported from {ref.raw}")
+        return []
+    ops: list[Any] = [
+        *_curl(),
+        files.directory(
+            name="Ollama import folder",
+            path=OLLAMA_IMPORT_DIR,
+            user="root",
+            group="root",
+            mode="700",
+        ),
+    ]
+    if local is not None:
+        stage = upload_file(local, staged, root_only, f"model {local.name}", mode="600")
+    elif isinstance(ref, HttpsRef):
+        stage = https_download(ref, staged, root_only)
+    else:
+        assert isinstance(ref, HuggingFaceRef)
+        stage = pull_ops(cfg, hf_pull_for(ref, "gguf"), staged, owner=root_only)
+    ops += stage
+    ops.append(
+        server.shell(
+            name=f"Import {name} into Ollama through its API (blob upload, create)",
+            commands=[
+                ollama_import_script(
+                    staged, name, address, port, ollama_marker(name), identity, marker_path(staged)
                 )
-            ]
-        return [
-            files.put(
-                name=f"Upload model {local.name}",
-                src=str(local),
-                dest=dest,
-                user=user,
-                group=user,
-                mode="640",
-            )
-        ]
-    if isinstance(ref, HttpsRef):
-        return [
-            apt.packages(
-                name="Download tools",
-                packages=["curl", "ca-certificates"],
-                update=True,
-                cache_time=3600,
-            ),
-            files.download(
-                name=f"Download model {ref.filename}",
-                src=ref.url,
-                dest=dest,
-                sha256sum=ref.sha256,
-                user=user,
-                group=user,
-                mode="640",
-            ),
-        ]
-    raise ModelPlacementError(
-        f"{cfg.name}: model: pulling {ref.raw} onto the host is not supported yet"
+            ],
+        )
     )
+    return ops

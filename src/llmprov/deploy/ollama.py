@@ -43,6 +43,7 @@ from llmprov.core.ollama_release import (
 )
 from llmprov.core.render_plan import plan_host
 from llmprov.deploy.common import any_change, run_unit, service_user, upload
+from llmprov.deploy.models import import_into_ollama
 from llmprov.facts.ollama import NvTegraRelease, OllamaInstallState, OllamaModels
 
 # The marker written into a version's folder once it is fully unpacked: the digests it came from.
@@ -332,9 +333,8 @@ def _previous(state: InstallState, key: str) -> str | None:
 def pull_model(cfg: HostConfig, binary: str) -> list[Any]:
     ref = cfg.model_ref
     if not isinstance(ref, OllamaRef):
-        raise OllamaDeployError(
-            f"{cfg.name}: model: the ollama deploy pulls ollama:// models; {ref.raw} is not one"
-        )
+        # A GGUF (or a Hugging Face model, converted to one) goes in through Ollama's API.
+        return import_into_ollama(cfg, binary, probe_address(cfg), cfg.port)
     name = f"{ref.name}:{ref.tag}"
     address = f"{probe_address(cfg)}:{cfg.port}"
     present = host.get_fact(OllamaModels, binary=binary, address=address)

@@ -154,8 +154,9 @@ def deploy_cluster_node(cfg: HostConfig) -> None:
     link = files.link(name=f"Switch to environment {env.key}", path=layout.current, target=env.path)
     serves = member.is_head and member.serve
     # With Ray, every node loads its share of the model from the same path.
-    model = place_model(cfg) if member.serve else []
+    # The environment file (HF_TOKEN) goes up first: a hf:// pull on the host reads it.
     rendered = upload(render_member(cfg, resolved_for_render(env)))
+    model = place_model(cfg) if member.serve else []
     changed = any_change([*packages, *dirs, *built, *ray, link, *model, *rendered])
     systemd.daemon_reload(name="Reload systemd", _if=lambda: changed)
     _firewall(member, changed)

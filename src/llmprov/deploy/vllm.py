@@ -194,8 +194,9 @@ def deploy_vllm(cfg: HostConfig) -> None:
     built = build_env(env, mirror)
     # Only reached when the build and its check passed: a failure stops this host before here.
     link = files.link(name=f"Switch to environment {env.key}", path=layout.current, target=env.path)
-    model = place_model(cfg)
+    # The environment file first: a Hugging Face pull reads HF_TOKEN from it.
     rendered = upload(plan_host(cfg, resolved_for_render(env)))
+    model = place_model(cfg)
     changed = any_change([*packages, *built, link, *model, *rendered, *dirs])
     run_unit(layout.unit_name, changed)
     timeout = READY_TIMEOUT_EAGER_S if cfg.settings.vllm.enforce_eager else READY_TIMEOUT_S

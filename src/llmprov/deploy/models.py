@@ -14,6 +14,7 @@ and a failed transfer leaves the model the engine loads as it was.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -61,18 +62,30 @@ def _size(n: int) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
 
-def _sha1(path: Path) -> str:
-    h = hashlib.sha1()
-    with path.open("rb") as f:
+@functools.lru_cache(maxsize=1024)
+def _digest(path: str, size: int, mtime_ns: int, algorithm: str) -> str:
+    """A controller file's digest, computed once per content version however many hosts ask:
+    hashing a model for every host of every run is the controller's own cost, and it adds up."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
 
 
+def _file_digest(path: Path, algorithm: str) -> str:
+    st = path.stat()
+    return _digest(str(path), st.st_size, st.st_mtime_ns, algorithm)
+
+
+def _sha1(path: Path) -> str:
+    return _file_digest(path, "sha1")
+
+
 def local_manifest(folder: Path) -> dict[str, str]:
     """{relative name: sha256} of a folder on the controller, as FolderManifest reads a host's."""
     return {
-        p.relative_to(folder).as_posix(): sha256_file(p)
+        p.relative_to(folder).as_posix(): _file_digest(p, "sha256")
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }

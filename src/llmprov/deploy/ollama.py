@@ -196,10 +196,17 @@ def wait_version_command(
     ]
     if rollback is not None:
         link, previous, unit = rollback
+        back = f"rolled back: {link} -> {previous} again, {unit} restarted"
+        # The deploy still fails, but only once the version that served before answers again.
         lines += [
             switch_command(link, previous).removeprefix("set -eu\n"),
             shlex.join(["systemctl", "restart", unit]),
-            f"echo {shlex.quote(f'rolled back: {link} -> {previous} again, {unit} restarted')} >&2",
+            f"for i in $(seq {timeout_s}); do",
+            f"  out=$( {probe} 2>/dev/null || true)",
+            f'  case "$out" in *\'"version":\'*) echo {shlex.quote(back + ", serving again")} >&2; exit 1;; esac',
+            "  sleep 1",
+            "done",
+            f"echo {shlex.quote(back + ', but it does not answer either')} >&2",
         ]
     lines.append("exit 1")
     return "bash -c " + shlex.quote("\n".join(lines))

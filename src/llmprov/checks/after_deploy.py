@@ -11,7 +11,7 @@ from typing import Any
 from llmprov.checks import bench
 from llmprov.checks.endpoint import api_kind, endpoint
 from llmprov.checks.smoke import SmokeReport, open_client, run_smoke
-from llmprov.core.bench_stats import BenchResult, level_stats
+from llmprov.core.bench_stats import BenchResult
 from llmprov.core.config import HostConfig
 
 # A short load: enough to show batching at work without holding a deploy up for long.
@@ -72,16 +72,4 @@ def short_bench(cfg: HostConfig, url: str) -> list[BenchResult]:
 
     levels = asyncio.run(go())
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    return [
-        BenchResult(
-            engine=cfg.engine,
-            model=cfg.served_model_name,
-            url=url,
-            timestamp=stamp,
-            concurrency=level,
-            requests=config.requests,
-            max_tokens=config.max_tokens,
-            stats=level_stats(records),
-        )
-        for level, records in levels.items()
-    ]
+    return bench.level_results(cfg.engine, url, config, levels, stamp)

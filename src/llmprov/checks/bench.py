@@ -17,6 +17,7 @@ import httpx
 from llmprov.core.bench_stats import (
     BenchResult,
     RequestRecord,
+    level_stats,
     result_to_line,
     results_from_lines,
 )
@@ -444,6 +445,29 @@ def prompts_needed(config: BenchConfig) -> int:
 
 
 # --- results files -------------------------------------------------------------------------------
+
+
+def level_results(
+    engine: str,
+    url: str,
+    config: BenchConfig,
+    levels: dict[int, list[RequestRecord]],
+    timestamp: str,
+) -> list[BenchResult]:
+    """One result record per concurrency level of a run."""
+    return [
+        BenchResult(
+            engine=engine,
+            model=config.model,
+            url=url,
+            timestamp=timestamp,
+            concurrency=level,
+            requests=config.requests,
+            max_tokens=config.max_tokens,
+            stats=level_stats(records),
+        )
+        for level, records in levels.items()
+    ]
 
 
 def append_results(path: Path, results: Iterable[BenchResult]) -> None:

@@ -30,7 +30,6 @@ from llmprov.core.bench_stats import (
     RequestRecord,
     ResultsFormatError,
     compare,
-    level_stats,
 )
 
 USAGE = """
@@ -168,19 +167,7 @@ def _bench(args: argparse.Namespace) -> int:
     except bench.BenchError as exc:
         Console(stderr=True).print(Text(f"llmprov bench: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED
-    results = [
-        BenchResult(
-            engine=args.engine,
-            model=args.model,
-            url=url,
-            timestamp=timestamp,
-            concurrency=level,
-            requests=config.requests,
-            max_tokens=config.max_tokens,
-            stats=level_stats(records),
-        )
-        for level, records in runs.items()
-    ]
+    results = bench.level_results(args.engine, url, config, runs, timestamp)
     console = Console()
     console.print(results_table(results, f"{args.engine} · {args.model} · {url}"))
     errors = Counter(r.error for records in runs.values() for r in records if not r.ok)

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # cmake, ninja-build and build-essential build llama-quantize locally when no cached build fits.
 DEBIAN_PACKAGES=(debootstrap systemd-container iptables systemd openssh-client iproute2 curl vagrant
-  cmake ninja-build build-essential)
+  cmake ninja-build build-essential zstd)
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -100,3 +100,16 @@ def no_connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     monkeypatch.setattr(socket, "create_connection", refuse("socket.create_connection"))
     monkeypatch.setattr(socket, "getaddrinfo", refuse("socket.getaddrinfo"))
     yield attempts
+
+
+@pytest.fixture(autouse=True)
+def _builtin_cuda_matrix() -> Iterator[None]:
+    """Each test resolves vLLM from the built-in facts: a `matrix refresh` stored in the shared
+    cache does not leak in, and no test's merged matrix outlives it."""
+    from llmprov import matrix_cache
+    from llmprov.core import matrix_data
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(matrix_cache, "REFRESH_FILE", "no-refresh-in-unit-tests.json")
+        mp.setattr(matrix_data, "_ACTIVE", [])
+        yield

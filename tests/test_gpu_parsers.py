@@ -343,12 +343,12 @@ def test_driver_fact_is_none_where_nothing_is_there() -> None:
 @pytest.mark.parametrize(
     ("fixture", "vllm", "variant"),
     [
-        ("a100x8-535.txt", "0.26.0", "cu128"),
-        ("h100-570.txt", "0.26.0", "cu128"),
-        ("rtx4090-560.txt", "0.26.0", "cu128"),
+        ("a100x8-535.txt", "0.19.1", "cu128"),
+        ("h100-570.txt", "0.19.1", "cu128"),
+        ("rtx4090-560.txt", "0.19.1", "cu128"),
         ("b200x2-580.txt", "0.33.0", "cu130"),
         ("gb10-580-memory-na.txt", "0.33.0", "cu130"),
-        ("v100-535.txt", "0.10.1.1", "cu126"),
+        ("v100-535.txt", "0.15.1", "cu128"),
     ],
 )
 def test_fixture_hosts_resolve(fixture: str, vllm: str, variant: str) -> None:

@@ -52,21 +52,46 @@ def test_cpu_needs_no_driver(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["index_url"] == "https://download.pytorch.org/whl/cpu"
 
 
-def test_table_output_without_json(capsys: pytest.CaptureFixture[str]) -> None:
+def test_table_output_without_json_says_how_old_the_facts_are(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert run(["--driver", "570.26", "--compute-capability", "12.0"]) == 0
     out = capsys.readouterr().out
-    assert "0.26.0" in out and "cu128" in out and "index_url" in out
+    assert "0.19.1" in out and "cu128" in out and "index_url" in out
+    assert "built-in facts recorded 2026-12-01" in out and "never refreshed" in out
     with pytest.raises(json.JSONDecodeError):
         json.loads(out)
 
 
-def test_nothing_fits_exits_2_with_the_explanation_on_stderr(
+def test_nothing_fits_prints_one_json_object_and_exits_2(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert run(["--driver", "470.256.02", "--json"]) == 2
     out, err = capsys.readouterr()
-    assert out == ""
-    assert "470.256.02 is too old" in err and ">= 525.60.13" in err
+    data = json.loads(out)
+    assert data["fits"] is False and data["schema_version"] == 1
+    assert ">= 525.60.13 to run vLLM 0.19.1" in data["reason"]
+    assert data["matrix"]["recorded"] == "2026-12-01"
+    assert err == ""
+
+
+def test_success_json_carries_fits_and_schema_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--driver", "550.54.15", "--compute-capability", "8.6", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["fits"] is True and data["schema_version"] == 1
+    assert data["unlock"] == "driver >= 580 unlocks vLLM 0.33.0"
+
+
+def test_nothing_fits_without_json_explains_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--driver", "470.256.02"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and ">= 525.60.13" in err and "built-in facts recorded" in err
+
+
+def test_glibc_is_checked_when_given(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--driver", "580.65.06", "--vllm", "0.20.0", "--glibc", "2.34", "--json"]
+    assert run(argv) == 2
+    assert "manylinux_2_35" in json.loads(capsys.readouterr().out)["reason"]
 
 
 def test_low_compute_capability_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,13 +100,15 @@ def test_low_compute_capability_exits_2(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_unknown_release_exits_2_listing_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["--driver", "580.65.06", "--vllm", "0.21.0"]) == 2
+    assert run(["--driver", "580.65.06", "--vllm", "0.99.0"]) == 2
     assert "known releases: 0.33.0" in capsys.readouterr().err
 
 
 def test_missing_driver_without_cpu_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert run([]) == 2
     assert "--driver VERSION is required unless --cpu" in capsys.readouterr().err
+    assert run(["--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["fits"] is False
 
 
 @pytest.mark.parametrize(

@@ -211,7 +211,7 @@ def test_a_torch_pin_that_disagrees_with_the_matrix_fails_with_the_fix() -> None
     probe = cpu_probe(requires=['torch==2.14.0+cpu; platform_machine == "x86_64"'])
     faults = check_probe(probe, cpu_env())
     assert any("requires torch==2.14.0+cpu but the matrix says 2.13.0+cpu" in f for f in faults)
-    assert any("cuda_matrix.py" in f for f in faults)
+    assert any("cuda_matrix.json" in f for f in faults)
 
 
 def test_a_gpu_environment_must_see_every_gpu() -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
 
 from llmprov import __version__
+from llmprov.core.matrix_data import MatrixDataError
+from llmprov.matrix_cache import current_matrix
 
 # Each module exposes `register(subparsers)`; the parser it adds sets `func(args) -> int`.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
@@ -38,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Every command resolves vLLM with the built-in facts plus a stored `matrix refresh`.
+    with contextlib.suppress(MatrixDataError):
+        current_matrix()
     code: int = args.func(args)
     return code
 

@@ -234,3 +234,30 @@ def lowest_compute_capability(gpus: Iterable[GpuInfo]) -> ComputeCapability | No
     """The lowest known compute capability across GPUs: every GPU must be covered by a build."""
     known = [g.compute_capability for g in gpus if g.compute_capability is not None]
     return min(known) if known else None
+
+
+_GLIBC_RE = re.compile(r"(?:glibc|GLIBC|GNU libc|GNU C Library)\D*?(\d+)\.(\d+)")
+_GLIBC_PLAIN_RE = re.compile(r"^\s*(\d+)\.(\d+)\s*$")
+
+
+def parse_glibc_version(output: str | Sequence[str]) -> tuple[int, int] | None:
+    """The glibc version from `getconf GNU_LIBC_VERSION` ("glibc 2.36") or the first line of
+    `ldd --version` ("ldd (Debian GLIBC 2.36-9+deb12u4) 2.36"); None for musl or other text."""
+    lines = output.splitlines() if isinstance(output, str) else list(output)
+    for line in lines:
+        plain = _GLIBC_PLAIN_RE.match(line)
+        if plain is not None:
+            return int(plain.group(1)), int(plain.group(2))
+        if "musl" in line.lower():
+            return None
+        if line.startswith("ldd ") and ")" in line:
+            # The version at the end of ldd's first line is glibc's own; the parenthesis is the
+            # distribution's package version.
+            tail = line.rsplit(")", 1)[1].strip()
+            plain = _GLIBC_PLAIN_RE.match(tail)
+            if plain is not None:
+                return int(plain.group(1)), int(plain.group(2))
+        match = _GLIBC_RE.search(line)
+        if match is not None:
+            return int(match.group(1)), int(match.group(2))
+    return None

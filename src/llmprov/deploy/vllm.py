@@ -21,6 +21,7 @@ from llmprov.core.gpu import (
     parse_compute_capability,
 )
 from llmprov.core.layout import EngineLayout
+from llmprov.core.matrix_data import MatrixDataError
 from llmprov.core.render import Resolved
 from llmprov.core.render_plan import plan_host
 from llmprov.core.resolve import NoCompatibleBuild, resolve
@@ -46,7 +47,8 @@ from llmprov.core.vllm_env import (
 from llmprov.deploy.common import any_change, engine_dirs, run_unit, service_user, upload, wait_http
 from llmprov.deploy.models import place_model
 from llmprov.deploy.runner import DeployFailed
-from llmprov.facts.gpu import NvidiaDriverVersion, NvidiaGpus
+from llmprov.facts.gpu import GlibcVersion, NvidiaDriverVersion, NvidiaGpus
+from llmprov.matrix_cache import current_matrix
 
 # Without --enforce-eager vLLM compiles its graphs on every start (110-170 s on two cores).
 READY_TIMEOUT_S = 900
@@ -75,6 +77,7 @@ def _gpu_inputs(cfg: HostConfig) -> tuple[Version | None, ComputeCapability | No
 
 
 def resolve_for_host(cfg: HostConfig) -> VllmEnv:
+    """The environment `llmprov matrix` answers for this host's driver, GPU, arch and glibc."""
     driver, capability, count = _gpu_inputs(cfg)
     try:
         resolution = resolve(
@@ -84,14 +87,11 @@ def resolve_for_host(cfg: HostConfig) -> VllmEnv:
             arch=host.get_fact(Arch),
             requested_vllm=cfg.settings.vllm.version,
             cpu=not cfg.has_nvidia,
+            glibc=host.get_fact(GlibcVersion),
+            matrix=current_matrix(),
         )
-    except NoCompatibleBuild as exc:
+    except (NoCompatibleBuild, MatrixDataError) as exc:
         raise VllmDeployError(f"{cfg.name}: vllm: {exc}") from exc
-    if resolution.wheel != "pypi":
-        raise VllmDeployError(
-            f"{cfg.name}: vllm: {resolution.reason}; llmprov installs vLLM's PyPI wheels only: "
-            "update the NVIDIA driver or pin a vllm.version whose PyPI wheel fits it"
-        )
     return VllmEnv(resolution, count)
 
 

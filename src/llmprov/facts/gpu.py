@@ -16,6 +16,7 @@ from llmprov.core.gpu import (
     NvidiaSmiError,
     detect_driver_version,
     nvidia_smi_query_argv,
+    parse_glibc_version,
     parse_nvidia_smi_csv,
 )
 
@@ -95,3 +96,18 @@ class NvidiaDriverVersion(FactBase[DriverDetection | None]):
             proc_version="\n".join(sources[_PROC_TAG]) if sources[_PROC_TAG] else None,
             nvidia_smi=sources[_SMI_TAG] or None,
         )
+
+
+class GlibcVersion(FactBase[tuple[int, int] | None]):
+    """The host's glibc (major, minor), for the manylinux floor of vLLM and torch wheels; None
+    on musl or when neither getconf nor ldd answers."""
+
+    def command(self) -> str:
+        return "getconf GNU_LIBC_VERSION 2>/dev/null || ldd --version 2>&1 | head -n 1; true"
+
+    @staticmethod
+    def default() -> tuple[int, int] | None:
+        return None
+
+    def process(self, output: list[str]) -> tuple[int, int] | None:
+        return parse_glibc_version(output)

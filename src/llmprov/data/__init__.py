@@ -1,0 +1,1 @@
+"""Package data: the CUDA matrix facts (cuda_matrix.json)."""

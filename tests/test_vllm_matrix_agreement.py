@@ -27,8 +27,8 @@ from llmprov.cli.main import main
 from llmprov.core.config import HostConfig
 from llmprov.core.render_k8s import render_manifests, resolved_for_k8s
 from llmprov.core.render_plan import offline_resolved, plan_host
+from llmprov.core.resolve import resolve
 from llmprov.core.validate import ControllerFiles, validate_host
-from llmprov.core.vllm_env import VllmEnv
 from llmprov.deploy import vllm
 from llmprov.inventory import load_inventory
 
@@ -186,10 +186,31 @@ def test_client_template_gpu_hosts_resolve_to_deployable_builds(
     gpu2 = hosts["gpu-2"]
     assert offline_resolved(gpu2).vllm_version == "0.11.0"
     assert any("vllm/vllm-openai:v0.11.0" in f.content for f in plan_host(gpu2))
-    env: VllmEnv | None = None
+    # Its compose deploy runs vLLM's image; the driver the deploy reads decides nothing else,
+    # but a stated release must still resolve to a PyPI build on the drivers hosts have.
     for driver in ("535.183.01", "570.133.20", "580.65.06"):
-        settings = gpu2.settings.model_copy(
-            update={"gpu": gpu2.settings.gpu.model_copy(update={"driver_version": driver})}
-        )
-        env = vllm.resolve_for_host(gpu2.model_copy(update={"settings": settings}))
-        assert (env.resolution.vllm, env.resolution.torch) == ("0.11.0", "2.8.0")
+        r = resolve(Version(driver), (9, 0), "linux", "x86_64", "0.11.0", False)
+        assert (r.vllm, r.torch, r.variant, r.wheel) == ("0.11.0", "2.8.0", "cu128", "pypi")
+
+
+def test_a_release_the_builtin_table_lacks_deploys_after_a_refresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+    from test_matrix_refresh import older_table, recorded_index
+
+    from llmprov import matrix_cache
+    from llmprov.checks.index_refresh import refresh
+    from llmprov.core import matrix_data
+
+    monkeypatch.setattr(matrix_data, "_BUILTIN", [older_table()])
+    monkeypatch.setattr(matrix_cache, "REFRESH_FILE", "cuda-matrix-refresh.json")
+    cfg = config(tmp_path, "580.65.06", "9.0")
+    monkeypatch.setenv("LLMPROV_CACHE", str(tmp_path / "cache"))
+    before = plan_installs(cfg, "x86_64", (2, 36), monkeypatch)
+    assert isinstance(before, list) and pins(before)["vllm"] == "0.28.0"
+    with httpx.Client(transport=recorded_index()) as client:
+        matrix_cache.store_refreshed(refresh(client, older_table()))
+    after = plan_installs(cfg, "x86_64", (2, 36), monkeypatch)
+    assert isinstance(after, list)
+    assert (pins(after)["vllm"], pins(after)["torch"]) == ("0.29.0", "2.13.0+cu130")

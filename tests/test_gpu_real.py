@@ -81,7 +81,8 @@ def test_real_host_resolves_and_torch_matches_the_cuda_family() -> None:
     import torch
 
     if torch.version.cuda is None:
-        pytest.skip("the installed torch is a CPU build")
+        # A GPU host whose torch is a CPU build is a broken setup, not a reason to skip.
+        pytest.fail("nvidia-smi sees a GPU but the installed torch is a CPU build")
     installed_major = torch.version.cuda.split(".")[0]
     assert installed_major == resolution.cuda.split(".")[0], (
         f"installed torch is CUDA {torch.version.cuda}, the matrix chose {resolution.cuda}: "

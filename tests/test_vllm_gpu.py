@@ -79,7 +79,8 @@ def test_the_probe_counts_every_gpu_through_the_installed_torch() -> None:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     probe = parse_probe(done.stdout)
     if probe.get("torch_cuda") is None:
-        pytest.skip("the installed torch is a CPU build")
+        # A GPU host whose torch is a CPU build is a broken setup, not a reason to skip.
+        pytest.fail(f"nvidia-smi sees a GPU but the installed torch is a CPU build: {probe}")
     assert probe["device_count"] == env.gpu_count, probe
     faults = check_probe(probe, env)
     assert not any("GPU(s)" in f for f in faults), faults

@@ -87,7 +87,8 @@ def resolve_for_host(cfg: HostConfig) -> VllmEnv:
             arch=host.get_fact(Arch),
             requested_vllm=cfg.settings.vllm.version,
             cpu=not cfg.has_nvidia,
-            glibc=host.get_fact(GlibcVersion),
+            # A compose deploy runs vLLM's image, whose own glibc is what its wheels need.
+            glibc=None if cfg.runtime == "compose" else host.get_fact(GlibcVersion),
             matrix=current_matrix(),
         )
     except (NoCompatibleBuild, MatrixDataError) as exc:

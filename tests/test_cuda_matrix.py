@@ -256,3 +256,11 @@ def test_merge_adds_only_unknown_releases_and_infers_cuda_and_floor() -> None:
 def test_a_stored_refresh_of_another_schema_is_refused() -> None:
     with pytest.raises(MatrixDataError, match="run `llmprov matrix refresh` again"):
         merge(M, {"schema_version": 0, "vllm": []})
+
+
+def test_torch_rows_are_unique_and_every_vllm_pin_has_its_pypi_torch_row() -> None:
+    keys = [(b.torch, b.variant, b.arch) for b in M.torch_builds]
+    assert len(keys) == len(set(keys))
+    for row in M.vllm:
+        for arch in row.wheels:
+            assert M.pypi_torch_for(row.torch, arch) is not None, (row.version, arch)

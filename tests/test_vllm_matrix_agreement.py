@@ -25,10 +25,11 @@ from pyinfra.context import ctx_state
 
 from llmprov.cli.main import main
 from llmprov.core.config import HostConfig
+from llmprov.core.gpu import DriverDetection
 from llmprov.core.render_k8s import render_manifests, resolved_for_k8s
 from llmprov.core.render_plan import offline_resolved, plan_host
 from llmprov.core.resolve import resolve
-from llmprov.core.validate import ControllerFiles, validate_host
+from llmprov.core.validate import ControllerFiles, FieldError, validate_host
 from llmprov.deploy import vllm
 from llmprov.inventory import load_inventory
 
@@ -42,26 +43,37 @@ ARCHES = ["x86_64", "aarch64"]
 RENDERED: set[str] = set()
 
 
-def config(tmp_path: Path, driver: str, cc: str, **extra: Any) -> HostConfig:
+def validated(
+    tmp_path: Path, driver: str | None, cc: str, **extra: Any
+) -> HostConfig | list[FieldError]:
     model = tmp_path / "smollm2"
     model.mkdir(exist_ok=True)
     (model / "config.json").write_text("{}")
+    gpu: dict[str, Any] = {"vendor": "nvidia", "count": 1, "compute_capability": cc}
+    if driver is not None:
+        gpu["driver_version"] = driver
     data = {
         "engine": "vllm",
         "model": f"file://{model}",
         "served_model_name": "smollm2",
-        "gpu": {"vendor": "nvidia", "count": 1, "compute_capability": cc, "driver_version": driver},
+        "gpu": gpu,
         **extra,
     }
     files = ControllerFiles(read=lambda p: Path(p).read_text(), exists=lambda p: Path(p).exists())
-    cfg = validate_host(HOST, data, files)
+    return validate_host(HOST, data, files)
+
+
+def config(tmp_path: Path, driver: str | None, cc: str, **extra: Any) -> HostConfig:
+    cfg = validated(tmp_path, driver, cc, **extra)
     assert not isinstance(cfg, list), [str(e) for e in cfg]
     return cfg
 
 
-def fake_facts(arch: str, glibc: tuple[int, int]) -> Any:
+def fake_facts(arch: str, glibc: tuple[int, int], driver: str | None) -> Any:
     def get_fact(state: Any, host: Any, cls: type, args: Any = None, kwargs: Any = None) -> Any:
         kwargs = dict(kwargs or {})
+        if cls.__name__ == "NvidiaDriverVersion" and driver is not None:
+            return DriverDetection(Version(driver), "sys_module")
         simple = {"Arch": arch, "Os": "Linux", "LinuxName": "Debian", "Home": "/root",
                   "GlibcVersion": glibc}  # fmt: skip
         if cls.__name__ in simple:
@@ -77,10 +89,15 @@ def fake_facts(arch: str, glibc: tuple[int, int]) -> Any:
 
 
 def plan_installs(
-    cfg: HostConfig, arch: str, glibc: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+    cfg: HostConfig,
+    arch: str,
+    glibc: tuple[int, int],
+    monkeypatch: pytest.MonkeyPatch,
+    driver: str | None = None,
 ) -> list[list[str]] | str:
-    """The argv of the deploy's install commands, or the refusal the deploy raised."""
-    monkeypatch.setattr(pyinfra_host, "get_fact", fake_facts(arch, glibc))
+    """The argv of the deploy's install commands, or the refusal the deploy raised; `driver` is
+    what the host's driver fact reads (host data may state one instead)."""
+    monkeypatch.setattr(pyinfra_host, "get_fact", fake_facts(arch, glibc, driver))
     monkeypatch.setattr(vllm, "check_env", lambda env: None)
     inventory = Inventory(([(HOST, {"fake_delay": 0, "fake_delay_jitter": 0})], {}))
     state = State(inventory, Config())
@@ -136,13 +153,21 @@ def test_the_deploy_installs_exactly_what_matrix_answers(
     seen_fit = 0
     for cc in CAPABILITIES:
         code, answer = matrix_answer(driver, cc, arch, "2.36", capsys)
-        cfg = config(tmp_path, driver, cc)
-        planned = plan_installs(cfg, arch, (2, 36), monkeypatch)
+        # A driver stated in host data is checked by validation, before any host is touched...
+        stated = validated(tmp_path, driver, cc, arch=arch)
+        # ...one read from the host by the deploy.
+        cfg = config(tmp_path, None, cc, arch=arch)
+        planned = plan_installs(cfg, arch, (2, 36), monkeypatch, driver)
         if not answer["fits"]:
             assert code == 2
+            assert isinstance(stated, list), (driver, cc, arch)
+            assert [(e.field, e.reason) for e in stated] == [
+                ("gpu.driver_version", answer["reason"])
+            ]
             assert isinstance(planned, str), (driver, cc, arch, planned)
             assert answer["reason"] in planned
             continue
+        assert not isinstance(stated, list), [str(e) for e in stated]
         seen_fit += 1
         assert code == 0
         assert isinstance(planned, list), planned
@@ -153,13 +178,13 @@ def test_the_deploy_installs_exactly_what_matrix_answers(
         # compose and k8s pin the image of the same release, from the inventory alone.
         compose = config(tmp_path, driver, cc, runtime="compose", arch=arch)
         assert offline_resolved(compose).vllm_version == answer["vllm"]
-        k8s = resolved_for_k8s(cfg.model_copy(update={"settings": compose.settings}))
+        k8s = resolved_for_k8s(stated.model_copy(update={"settings": compose.settings}))
         assert k8s.vllm_version == answer["vllm"]
         if answer["vllm"] not in RENDERED:  # the files themselves, once per release (slow)
             RENDERED.add(answer["vllm"])
             image = f"vllm/vllm-openai:v{answer['vllm']}"
             assert any(image in f.content for f in plan_host(compose))
-            manifests = render_manifests({cfg.name: compose}, {cfg.name: k8s})
+            manifests = render_manifests({stated.name: compose}, {stated.name: k8s})
             assert any(image in m.text for m in manifests)
     if Version(driver) >= Version("525.60.13"):
         assert seen_fit, f"no capability fits driver {driver} on {arch}"

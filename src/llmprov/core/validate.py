@@ -23,8 +23,9 @@ from llmprov.core.config import (
     default_runtime,
     resolve_model_ref,
 )
-from llmprov.core.matrix_data import active
+from llmprov.core.matrix_data import active, parse_cc
 from llmprov.core.model_ref import FileRef, HttpsRef, ModelRef, ModelRefError, OllamaRef
+from llmprov.core.resolve import NoCompatibleBuild, resolve
 
 # Host data keys that belong to pyinfra (connectors' settings and global operation arguments)
 # or to the user (x_*) and pass through untouched.
@@ -231,6 +232,21 @@ def _cross_checks(
                 f"{version} is not a vLLM {kind} llmprov knows (`llmprov matrix refresh` "
                 f"reads newer ones from the index); known: {', '.join(known)}",
             )
+    gpu = s.gpu
+    if s.engine == "vllm" and gpu.count and gpu.vendor == "nvidia" and gpu.driver_version:
+        # Stated GPU facts are checked against the matrix now, not when the deploy reaches the host.
+        cc = gpu.compute_capability
+        try:
+            resolve(
+                Version(gpu.driver_version),
+                None if cc is None else parse_cc(cc),
+                s.os,
+                s.arch,
+                version if version is not None and active().vllm_release(version) else None,
+                cpu=False,
+            )
+        except NoCompatibleBuild as exc:
+            err("gpu.driver_version", str(exc))
     kv = s.ollama.kv_cache_type
     if kv in ("q8_0", "q4_0") and s.ollama.flash_attention is not True:
         err("ollama.kv_cache_type", f"{kv} needs ollama.flash_attention: true")

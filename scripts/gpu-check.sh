@@ -4,7 +4,7 @@
 # environment probe against the machine's own torch, then llama.cpp's llama-server built with
 # CUDA for this GPU's architecture only, serving the SmolLM2 GGUF with every layer on the GPU.
 #
-#   bash scripts/gpu-check.sh prepare      here, with internet: fills .gpucheck/ (git-ignored)
+#   bash scripts/gpu-check.sh prepare      here, with internet: fills .gpucheck/ (in .gitignore)
 #   bash scripts/gpu-check.sh run          there: reads .gpucheck/, prints facts and tokens/s
 #
 # What travels to a lent machine is capped at 64 MiB, and the GGUF alone is 94 MiB, so prepare
@@ -29,10 +29,6 @@ fail() { printf 'gpu-check: %s\n' "$1" >&2; exit 1; }
 prepare() {
     local py=${PYTHON:-python3}
     mkdir -p "$CHECK/src" "$CHECK/wheels"
-    local exclude
-    exclude=$(git rev-parse --git-path info/exclude)
-    mkdir -p "$(dirname "$exclude")"
-    grep -qx '/.gpucheck/' "$exclude" 2>/dev/null || echo '/.gpucheck/' >>"$exclude"
     # The pinned llama-cpp-python sdist (sha256 checked by llmprov.cache), its vendored llama.cpp
     # without the model vocabularies, docs and tests a server build does not read: 11 MB.
     local sdist

@@ -70,7 +70,11 @@ windows = [
             "os": "windows",
             "engine": "ollama",
             "model": "ollama://llama3.2:3b",
+            # Ollama has no API key: opening it beyond loopback is said explicitly, and the
+            # firewall rule llmprov writes admits only these networks.
             "bind": "0.0.0.0",
+            "expose_unauthenticated": True,
+            "allow_from": ["10.0.10.0/24"],
             "ollama": {
                 "install_method": "zip-service",
                 "flash_attention": True,

@@ -10,7 +10,7 @@ import pytest
 
 from llmprov.core.config import HostConfig
 from llmprov.core.model_ref import HuggingFaceRef, OllamaRef
-from llmprov.core.render_plan import plan_host
+from llmprov.core.render.plan import plan_host
 from llmprov.core.validate import ControllerFiles, FieldError, split_host_data, validate_host
 
 API_KEY = "sk-test-0f3c9a7d1e5b42c8"

@@ -18,7 +18,7 @@ import yaml
 
 from llmprov.cli.common import EXIT_BAD_INPUT, EXIT_OK
 from llmprov.cli.main import main
-from llmprov.core.render_k8s import (
+from llmprov.core.render.k8s import (
     GPU_RESOURCE,
     LWS_API,
     LWS_NAME_LABEL,

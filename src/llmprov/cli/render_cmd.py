@@ -7,9 +7,9 @@ from pathlib import Path
 
 from llmprov.cli.common import EXIT_BAD_INPUT, EXIT_OK, console, load_or_report, report_errors
 from llmprov.core.cluster import plan_files
-from llmprov.core.render_compose import ComposeRenderError
-from llmprov.core.render_k8s import K8sRenderError, render_manifests, resolved_for_k8s
-from llmprov.core.render_plan import PlanError, local_path
+from llmprov.core.render.compose import ComposeRenderError
+from llmprov.core.render.k8s import K8sRenderError, render_manifests, resolved_for_k8s
+from llmprov.core.render.plan import PlanError, local_path
 from llmprov.core.validate import FieldError
 
 # Under --out, beside the host folders; a leading underscore keeps them apart from host names.
@@ -57,7 +57,7 @@ def _write(target: Path, content: str, mode: int = 0o644) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmprov.core.prometheus import render_prometheus
+    from llmprov.core.render.prometheus import render_prometheus
 
     loaded = load_or_report(args.inventory, args.engine, args.limit)
     if loaded is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
@@ -196,7 +195,7 @@ def ray_unit(cfg: HostConfig, resolved: Resolved) -> UnitSpec:
         description=f"Ray {member.role} of serving cluster {member.name} (llmprov)",
         documentation="https://docs.vllm.ai/en/latest/serving/parallelism_scaling.html",
         user=cfg.service_user,
-        exec_start=shlex.join(ray_argv(member, f"{layout.current}/bin/ray", resolved.gpu_count)),
+        exec_start=tuple(ray_argv(member, f"{layout.current}/bin/ray", resolved.gpu_count)),
         working_directory=layout.state_dir,
         # vLLM's workers run inside Ray's processes: they need the engine's environment too.
         env_file=layout.env_file,
@@ -282,7 +281,7 @@ def members_by_cluster(
 
 def plan_files(cfg: HostConfig, resolved: Resolved | None = None) -> list[RenderedFile]:
     """What a deploy uploads to this host: a cluster node's files, or the single-host plan."""
-    from llmprov.core.render_plan import offline_resolved, plan_host
+    from llmprov.core.render.plan import offline_resolved, plan_host
 
     if cfg.cluster is None:
         return plan_host(cfg, resolved)

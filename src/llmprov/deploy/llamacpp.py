@@ -24,7 +24,7 @@ from llmprov.core.llamacpp_build import (
     source_for,
 )
 from llmprov.core.parsers import distro_id
-from llmprov.core.render_plan import plan_host
+from llmprov.core.render.plan import plan_host
 from llmprov.deploy.common import any_change, engine_dirs, run_unit, service_user, upload, wait_http
 from llmprov.deploy.models import place_model
 from llmprov.facts.host import CpuFlagsDigest, OsRelease

@@ -41,7 +41,7 @@ from llmprov.core.ollama_release import (
     release_source,
     unpack_argv,
 )
-from llmprov.core.render_plan import plan_host
+from llmprov.core.render.plan import plan_host
 from llmprov.deploy.common import any_change, run_unit, service_user, upload
 from llmprov.deploy.models import import_into_ollama
 from llmprov.facts.ollama import NvTegraRelease, OllamaInstallState, OllamaModels

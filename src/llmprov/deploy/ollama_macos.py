@@ -27,7 +27,7 @@ from llmprov.core.ollama_release import (
     digest_for,
     prune_candidates,
 )
-from llmprov.core.render_launchd import (
+from llmprov.core.render.launchd import (
     BREW_BIN,
     BREW_CASK,
     MAC_APP_BINARY,
@@ -40,7 +40,7 @@ from llmprov.core.render_launchd import (
     ollama_log_dir,
     ollama_method,
 )
-from llmprov.core.render_plan import plan_host
+from llmprov.core.render.plan import plan_host
 from llmprov.deploy.ollama import (
     READY_TIMEOUT_S,
     RELEASE_MARKER,

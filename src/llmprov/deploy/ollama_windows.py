@@ -38,8 +38,8 @@ from llmprov.core.ollama_release import (
     prune_candidates,
     windows_archives,
 )
-from llmprov.core.render_plan import plan_host
-from llmprov.core.render_windows import (
+from llmprov.core.render.plan import plan_host
+from llmprov.core.render.windows import (
     CONFIGURE_SCRIPT,
     SERVICE_EXE,
     SERVICE_NAME,

@@ -123,7 +123,7 @@ def test_only_the_serving_head_gets_vllms_unit_and_its_ray_drop_in(
     assert "/etc/systemd/system/llmprov-vllm.service" not in worker
     assert SERVE_DROPIN not in worker
     dropin = head[SERVE_DROPIN]
-    assert "Environment=RAY_ADDRESS=10.0.0.12:6379" in dropin
+    assert 'Environment="RAY_ADDRESS=10.0.0.12:6379"' in dropin
     assert f"Requires={RAY_UNIT}" in dropin and f"After={RAY_UNIT}" in dropin
     # Workers get the engine's environment too: vLLM's workers run inside Ray's processes.
     assert "/etc/llmprov/vllm.env" in worker

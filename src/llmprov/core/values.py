@@ -254,3 +254,10 @@ def whole(pattern: str, what: str) -> AfterValidator:
     re.fullmatch, not `^...$`: `$` also matches before a trailing newline.
     """
     return AfterValidator(_matching(re.compile(pattern), what))
+
+
+def probe_address(addr: IPv4Address | IPv6Address) -> str:
+    """Where a check on the host itself reaches a server bound to `addr` (a wildcard: loopback)."""
+    if not is_wildcard(addr):
+        return str(addr)
+    return "::1" if isinstance(addr, IPv6Address) and addr.ipv4_mapped is None else "127.0.0.1"

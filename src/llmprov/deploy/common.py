@@ -11,6 +11,7 @@ from pyinfra.operations import files, server, systemd
 from llmprov.core.config import HostConfig
 from llmprov.core.layout import ENV_DIR, EngineLayout
 from llmprov.core.render import RenderedFile
+from llmprov.core.values import probe_address
 
 
 def any_change(metas: list[Any]) -> bool:
@@ -93,17 +94,17 @@ def wait_http(cfg: HostConfig, path: str, expect: str, changed: bool, timeout_s:
 
     Uses bash's /dev/tcp so that hosts without curl or python can still be checked.
     """
-    addr = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(cfg.bind, cfg.bind)
-    probe = (
-        f"exec 3<>/dev/tcp/{addr}/{cfg.port} && "
-        f"printf 'GET {path} HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && cat <&3"
-    )
+    addr = probe_address(cfg.bind_address)
+    tcp = shlex.quote(f"/dev/tcp/{addr}/{cfg.port}")
+    request = shlex.quote(f"GET {path} HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n")
+    probe = f"exec 3<>{tcp} && printf {request} >&3 && cat <&3"
+    failed = shlex.quote(f"no answer from {addr}:{cfg.port}{path} after {timeout_s}s")
     script = (
-        f"for i in $(seq {timeout_s}); do "
+        f"for i in $(seq {int(timeout_s)}); do "
         f"out=$(timeout 5 bash -c {shlex.quote(probe)} 2>/dev/null) && "
         f"printf '%s' \"$out\" | head -1 | grep -q ' 200 ' && "
         f"printf '%s' \"$out\" | grep -q {shlex.quote(expect)} && exit 0; sleep 1; done; "
-        f"echo 'no answer from {addr}:{cfg.port}{path} after {timeout_s}s' >&2; exit 1"
+        f"echo {failed} >&2; exit 1"
     )
     return server.shell(
         name=f"Wait for {path} on {addr}:{cfg.port}",

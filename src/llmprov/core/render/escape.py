@@ -114,9 +114,13 @@ def shell_quote(value: str) -> str:
 _PS_QUOTES = "'\u2018\u2019\u201a\u201b"
 
 
-def powershell_quote(value: str) -> str:
-    """A PowerShell single-quoted string literal; every quote variant is doubled."""
-    _one_line(value, "a PowerShell string")
+def powershell_quote(value: str, multiline: bool = False) -> str:
+    """A PowerShell single-quoted string literal; every quote variant is doubled.
+
+    `multiline` lets line feeds through (a single-quoted string may span lines in a script);
+    nothing else that is a control character passes.
+    """
+    _one_line(value.replace("\n", "") if multiline else value, "a PowerShell string")
     return "'" + "".join(c + c if c in _PS_QUOTES else c for c in value) + "'"
 
 

@@ -10,9 +10,11 @@ the GUI session of whoever is logged in. llama-server keeps a LaunchAgent of the
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from llmprov.core.config import HostConfig
 from llmprov.core.layout import model_path
+from llmprov.core.render import escape
 from llmprov.core.render.base import RenderedFile, RenderError, render_template
 from llmprov.core.render.engines import llamacpp_argv, ollama_env
 
@@ -79,30 +81,60 @@ def free_role_id(used: Iterable[int]) -> int:
     )
 
 
+def _plist(
+    cfg: HostConfig,
+    description: str,
+    argv: list[str],
+    env: list[tuple[str, str]],
+    user: str | None,
+    working_directory: str | None,
+    log_dir: str,
+    keep_alive: bool,
+) -> str:
+    """The job's property list, written by plistlib (which escapes every string it holds)."""
+    job: dict[str, Any] = {"Label": label(cfg), "ProgramArguments": argv}
+    if user:
+        job["UserName"] = user
+        job["GroupName"] = user
+    if working_directory:
+        job["WorkingDirectory"] = working_directory
+    job["EnvironmentVariables"] = dict(env)
+    job["RunAtLoad"] = True
+    if keep_alive:
+        job["KeepAlive"] = True
+        job["ThrottleInterval"] = 5
+    else:
+        job["KeepAlive"] = {"SuccessfulExit": False}
+    job["ProcessType"] = "Interactive"
+    job["StandardOutPath"] = f"{log_dir}/{label(cfg)}.log"
+    job["StandardErrorPath"] = f"{log_dir}/{label(cfg)}.err.log"
+    head = render_template("launchd-comment.j2", host=cfg.name, description=description)
+    text = escape.plist_dump(job)
+    # The comment goes after the doctype, where XML allows one before the root element.
+    decl, doctype, rest = text.split("\n", 2)
+    return f"{decl}\n{doctype}\n{head}{rest}"
+
+
 def render(cfg: HostConfig) -> list[RenderedFile]:
     if cfg.engine == "ollama":
         argv = [MAC_OLLAMA_BIN[ollama_method(cfg)], "serve"]
         env = [("HOME", MAC_OLLAMA_HOME), *ollama_env(cfg)]
-        text = render_template(
-            "launchd.plist.j2",
-            host=cfg.name,
-            description="Ollama",
-            label=label(cfg),
-            argv=argv,
-            env=env,
+        text = _plist(
+            cfg,
+            "Ollama",
+            argv,
+            env,
             user=MAC_OLLAMA_USER,
             working_directory=MAC_OLLAMA_HOME,
             log_dir=ollama_log_dir(),
             keep_alive=True,
         )
         return [RenderedFile(plist_path(cfg), text, owner="root")]
-    text = render_template(
-        "launchd.plist.j2",
-        host=cfg.name,
-        description="llama.cpp server",
-        label=label(cfg),
-        argv=llamacpp_argv(cfg, MAC_LLAMACPP_ROOT, model_path(cfg)),
-        env=[],
+    text = _plist(
+        cfg,
+        "llama.cpp server",
+        llamacpp_argv(cfg, MAC_LLAMACPP_ROOT, model_path(cfg)),
+        [],
         user=None,
         working_directory=None,
         log_dir=LOG_DIR,

@@ -66,4 +66,15 @@ def local_path(host_path: str) -> PurePosixPath:
         p = f"{p[0]}/{p[3:]}"
     if p.startswith("~/"):
         p = "_home/" + p[2:]
-    return PurePosixPath(p.lstrip("/"))
+    local = PurePosixPath(p.lstrip("/"))
+    if ".." in local.parts or not local.parts:
+        raise PlanError(f"{host_path}: path: would leave the host's folder under --out")
+    return local
+
+
+def out_path(out: PurePosixPath, host: str, host_path: str) -> PurePosixPath:
+    """Where a host's file goes under --out: DIR/<host>/<path>, refused if it would climb out."""
+    folder = PurePosixPath(host)
+    if folder.is_absolute() or ".." in folder.parts or len(folder.parts) > 2:
+        raise PlanError(f"{host}: host: its name cannot be a folder under --out")
+    return out / folder / local_path(host_path)

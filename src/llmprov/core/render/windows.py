@@ -4,7 +4,7 @@ Ollama's standalone zip is unpacked under WINDOWS_INSTALL, one folder per versio
 junction; WinSW runs `current/ollama.exe serve` as the service `Ollama`, started at boot. Settings
 go twice: into the service's own environment (what the server sees) and into machine-level
 environment variables (what an `ollama` run by a user on the box sees). The firewall is opened for
-the port only when the bind address is not loopback.
+the port only when the bind address is not loopback, and then only to the host's `allow_from` networks.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from llmprov.core.config import HostConfig
 from llmprov.core.render.base import RenderedFile, RenderError, render_template
 from llmprov.core.render.engines import ollama_env
+from llmprov.core.values import is_loopback
 
 WINDOWS_ROOT = "C:/ProgramData/llmprov/ollama"
 # Ollama's standalone zip is unpacked here, one folder per version, and run as a service by WinSW.
@@ -42,10 +43,6 @@ MANAGED_ENV = (
 
 class WindowsRenderError(RenderError):
     """A Windows file cannot be rendered as asked."""
-
-
-def _loopback(bind: str) -> bool:
-    return bind.startswith("127.") or bind == "::1"
 
 
 def install_method(cfg: HostConfig) -> str:
@@ -82,7 +79,9 @@ def render(cfg: HostConfig) -> list[RenderedFile]:
         "env": env,
         "unset_env": [k for k in MANAGED_ENV if k not in set_keys],
         "port": cfg.port,
-        "open_firewall": not _loopback(cfg.bind),
+        "open_firewall": not is_loopback(cfg.bind_address),
+        # Validation requires allow_from for any bind beyond loopback (Ollama has no key).
+        "allow_from": list(cfg.settings.allow_from),
         "firewall_rule": FIREWALL_RULE,
         "install_dir": WINDOWS_INSTALL,
         "root": WINDOWS_ROOT,

@@ -149,7 +149,8 @@ def split_host_data(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
         elif key.startswith(PASSTHROUGH_PREFIXES):
             passthrough[key] = value
         else:
-            unknown.append(key)
+            # A blank or odd key is shown as its repr, so the report names it visibly.
+            unknown.append(key if key.strip() == key and key else repr(key))
     return ours, passthrough, unknown
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import os
 import shlex
 import shutil
@@ -143,7 +144,7 @@ def test_the_firewall_admits_every_node_to_rays_ports_and_nothing_else(
     # Nothing in the table names SSH or any port outside Ray's sets.
     assert "22" not in rules.replace("10.0.0.", "")
     unit = files_of(cluster["gpu-1"])[f"/etc/systemd/system/{FIREWALL_UNIT}"]
-    assert f"ExecStart=nft -f {FIREWALL_RULES}" in unit
+    assert f"ExecStart=/usr/sbin/nft -f {FIREWALL_RULES}" in unit
     assert f"RequiredBy={RAY_UNIT}" in unit and f"Before={RAY_UNIT}" in unit
 
 
@@ -204,3 +205,57 @@ def test_llmprov_render_writes_each_nodes_files(
         "etc/systemd/system/llmprov-ray.service",
     ]
     assert (out / "gpu-3/etc/llmprov/vllm.env").stat().st_mode & 0o777 == 0o600
+
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze not found")
+def test_every_cluster_unit_passes_verify_and_scores_at_most_2_5(
+    cluster: dict[str, HostConfig], tmp_path: Path
+) -> None:
+    assert SYSTEMD_ANALYZE is not None
+    env = {**os.environ, "SYSTEMD_COLORS": "0", "SYSTEMD_LOG_COLOR": "0", "SYSTEMD_PAGER": "cat"}
+    system = next(p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")))
+    checked = []
+    for name in ("gpu-1", "gpu-2"):
+        root = tmp_path / name
+        shutil.copytree(
+            system, root / "usr/lib/systemd/system", symlinks=True, copy_function=os.link
+        )
+        units = []
+        for path, text in files_of(cluster[name]).items():
+            target = root / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            if path.endswith(".service"):
+                units.append(Path(path).name)
+                line = next(x for x in text.splitlines() if x.startswith("ExecStart="))
+                binary = root / shlex.split(line.removeprefix("ExecStart="))[0].lstrip("/")
+                binary.parent.mkdir(parents=True, exist_ok=True)
+                binary.write_text("#!/bin/sh\n")
+                binary.chmod(0o755)
+        for unit in units:
+            run = [SYSTEMD_ANALYZE, f"--root={root}", "--man=no"]
+            verify = subprocess.run(
+                [*run[:1], "verify", *run[1:], unit], capture_output=True, text=True, env=env
+            )
+            assert (verify.returncode, verify.stdout, verify.stderr) == (0, "", ""), unit
+            security = subprocess.run(
+                [
+                    SYSTEMD_ANALYZE,
+                    "security",
+                    "--offline=true",
+                    f"--root={root}",
+                    "--no-pager",
+                    unit,
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
+            found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", security.stdout)
+            assert found, security.stdout + security.stderr
+            assert float(found.group(1)) <= 2.5, f"{name}: {unit}: {found.group(1)}"
+            checked.append(unit)
+    assert "llmprov-ray-firewall.service" in checked and "llmprov-ray.service" in checked

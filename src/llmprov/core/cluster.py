@@ -22,6 +22,8 @@ FIREWALL_UNIT = "llmprov-ray-firewall.service"
 FIREWALL_RULES = f"{ENV_DIR}/ray-firewall.nft"
 # One table per host (a host is a node of one cluster at most), replaced whole on every apply.
 FIREWALL_TABLE = "llmprov_ray"
+# Debian's nftables package installs nft here; a unit names its program by absolute path.
+NFT = "/usr/sbin/nft"
 SERVE_DROPIN = f"{SYSTEMD_DIR}/{EngineLayout('vllm').unit_name}.d/ray-cluster.conf"
 # Marker in a vLLM environment once Ray of that version is installed into it and imports.
 RAY_MARKER = ".llmprov-ray"
@@ -247,6 +249,7 @@ def render_member(cfg: HostConfig, resolved: Resolved) -> list[RenderedFile]:
                 host=cfg.name,
                 cluster=member.name,
                 rules=FIREWALL_RULES,
+                nft=NFT,
                 ray_unit=RAY_UNIT,
             ),
         ),

@@ -11,7 +11,6 @@ from pyinfra.facts.server import Which
 from pyinfra.operations import apt, files, server, systemd
 
 from llmprov.core.cluster import (
-    FIREWALL_RULES,
     FIREWALL_UNIT,
     RAY_MARKER,
     RAY_UNIT,

@@ -6,6 +6,7 @@ import shlex
 from io import StringIO
 from typing import Any
 
+from pyinfra.context import host
 from pyinfra.operations import files, server, systemd
 
 from llmprov.core.config import HostConfig
@@ -44,7 +45,12 @@ def engine_dirs(cfg: HostConfig) -> list[Any]:
             name="Install root", path=layout.root, user="root", group="root", mode="755"
         ),
         files.directory(
-            name="Settings folder", path=ENV_DIR, user="root", group="root", mode="755"
+            # 0700: a secret written here is out of reach even before its own mode is set.
+            name="Settings folder",
+            path=ENV_DIR,
+            user="root",
+            group="root",
+            mode="700",
         ),
         files.directory(
             name="State folder", path=layout.state_dir, user=user, group=user, mode="750"
@@ -58,11 +64,30 @@ def engine_dirs(cfg: HostConfig) -> list[Any]:
     ]
 
 
+def private_upload_dir(ssh_user: str) -> str:
+    """The connecting user's own 0700 folder that a sudo upload passes through.
+
+    pyinfra uploads as the SSH user to a temporary file and copies it into place with sudo; under
+    /tmp that file would be readable with the user's umask until the copy. In this folder it is not.
+    """
+    return f"/tmp/llmprov-upload-{ssh_user}"
+
+
 def upload(rendered: list[RenderedFile]) -> list[Any]:
     metas = []
+    secret = [f for f in rendered if not f.mode & 0o077]
+    temp_dir = private_upload_dir(str(host.data.get("ssh_user") or "root"))
+    if secret:
+        # Made as the connecting user (no sudo), so that user can upload into it and nobody else.
+        metas.append(
+            files.directory(
+                name="Private upload folder for secrets", path=temp_dir, mode="700", _sudo=False
+            )
+        )
     for f in rendered:
         folder = f.path.rsplit("/", 1)[0]
         metas.append(files.directory(name=f"Folder {folder}", path=folder, present=True))
+        extra: dict[str, Any] = {"_temp_dir": temp_dir} if f in secret else {}
         metas.append(
             files.put(
                 name=f"Upload {f.path}",
@@ -71,6 +96,7 @@ def upload(rendered: list[RenderedFile]) -> list[Any]:
                 user=f.owner,
                 group=f.owner,
                 mode=f"{f.mode:o}",
+                **extra,
             )
         )
     return metas

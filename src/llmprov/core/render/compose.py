@@ -8,6 +8,7 @@ from llmprov.core.config import HostConfig
 from llmprov.core.layout import EngineLayout, model_path, safe_name
 from llmprov.core.render.base import RenderedFile, RenderError, Resolved, env_value, render_template
 from llmprov.core.render.engines import engine_env, llamacpp_argv, ollama_env, secret_env, vllm_argv
+from llmprov.core.render.systemd import pull_env_files
 
 # Upstream images. vLLM publishes its CPU image on its public ECR registry (docs: "CPU - Docker").
 VLLM_GPU_IMAGE = "vllm/vllm-openai"
@@ -112,4 +113,5 @@ def render(cfg: HostConfig, resolved: Resolved) -> list[RenderedFile]:
     return [
         RenderedFile(f"{layout.compose_dir}/compose.yaml", compose),
         RenderedFile(f"{layout.compose_dir}/.env", dotenv, mode=0o600),
+        *pull_env_files(cfg),
     ]

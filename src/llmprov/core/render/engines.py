@@ -100,13 +100,22 @@ def ollama_env(cfg: HostConfig) -> list[tuple[str, str]]:
 
 
 def secret_env(cfg: HostConfig) -> list[tuple[str, str]]:
+    """The serving process's secrets: its API key. The HF token is the pull step's (pull_env)."""
     key_var = {"vllm": "VLLM_API_KEY", "llamacpp": "LLAMA_API_KEY"}.get(cfg.engine)
     env: list[tuple[str, str]] = []
     if cfg.api_key and key_var:
         env.append((key_var, cfg.api_key))
-    if cfg.hf_token:
-        env.append(("HF_TOKEN", cfg.hf_token))
     return env
+
+
+def pull_env(cfg: HostConfig) -> list[tuple[str, str]]:
+    """What the Hugging Face pull step reads: the token, which no server needs (they run offline)."""
+    return [("HF_TOKEN", cfg.hf_token)] if cfg.hf_token else []
+
+
+def secret_values(cfg: HostConfig) -> list[str]:
+    """Every secret value of a host, for output that must mask them (a --diff, a log line)."""
+    return [v for v in (cfg.api_key, cfg.hf_token) if v]
 
 
 def engine_env(cfg: HostConfig, resolved: Resolved, cache_dir: str) -> list[tuple[str, str]]:

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmprov.core.config import HostConfig
-from llmprov.core.layout import OLLAMA_HOME, EngineLayout, model_path
+from llmprov.core.layout import HF_PULL_ENV, OLLAMA_HOME, EngineLayout, model_path
 from llmprov.core.render.base import RenderedFile, Resolved, env_value, render_template
 from llmprov.core.render.engines import (
     engine_env,
     llamacpp_argv,
     ollama_env,
+    pull_env,
     secret_env,
     vendor_devices,
     vllm_argv,
@@ -122,4 +123,18 @@ def render_systemd(cfg: HostConfig, resolved: Resolved) -> list[RenderedFile]:
                 mode=0o600,
             )
         )
-    return files
+    return files + pull_env_files(cfg)
+
+
+def pull_env_files(cfg: HostConfig) -> list[RenderedFile]:
+    """The pull step's environment file, where the host has an HF token (mode 0600, root's)."""
+    env = pull_env(cfg)
+    if not env:
+        return []
+    text = render_template(
+        "env.j2",
+        host=cfg.name,
+        unit_name="the Hugging Face pull step",
+        env=[(k, env_value(v)) for k, v in env],
+    )
+    return [RenderedFile(HF_PULL_ENV, text, mode=0o600)]

@@ -93,9 +93,16 @@ edge = (
                 "engine": "llamacpp",
                 "model": "hf://bartowski/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct-Q4_K_M.gguf",
                 "served_model_name": "smollm2",
-                # An upstream release tag: built from its source archive, and the image compose
-                # and Kubernetes use. Without it llmprov builds its pinned llama-cpp-python sdist.
-                "llamacpp": {"release": "b6710", "parallel": 4, "ctx_size": 4096, "threads": 2},
+                # Built from llmprov's pinned llama-cpp-python sdist (its sha256 is in llmprov);
+                # the release tag names the image compose and Kubernetes use. To build the upstream
+                # release instead, drop "source" and give "release_sha256" (GitHub publishes none).
+                "llamacpp": {
+                    "source": "pypi",
+                    "release": "b6710",
+                    "parallel": 4,
+                    "ctx_size": 4096,
+                    "threads": 2,
+                },
             },
         ),
         (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from llmprov.core.config import LlamacppSettings
@@ -13,6 +15,7 @@ from llmprov.core.llamacpp_build import (
     build_script,
     cmake_flags,
     source_for,
+    unpack_cached_command,
 )
 
 TARGET = BuildTarget(arch="x86_64", distro="debian-12", cpu_flags_digest="aaaa")
@@ -79,3 +82,32 @@ def test_script_builds_beside_and_lands_whole() -> None:
     move = lines.index(f"mv /opt/llmprov/llamacpp/{k}.partial /opt/llmprov/llamacpp/{k}")
     installs = [i for i, line in enumerate(lines) if line.startswith("install -m 0755")]
     assert len(installs) == 2 and max(installs) < move
+
+
+def test_an_upstream_build_carries_the_stated_archive_digest() -> None:
+    digest = "ab" * 32
+    src = source_for(LlamacppSettings(release="b6710", release_sha256=digest.upper()))
+    assert src.sha256 == digest
+
+
+def test_archives_unpack_without_their_owners_or_modes() -> None:
+    s = LlamacppSettings()
+    script = build_script(source_for(s), cmake_flags(s, False), key(s), jobs=2)
+    untar = [line for line in script.splitlines() if line.startswith("tar -x") or " -xzf " in line]
+    assert untar and all("--no-same-owner --no-same-permissions" in line for line in untar)
+    # The digest of the cached build is recorded beside it when it is made.
+    assert script.splitlines()[-1].endswith(f"sha256sum {key(s)}.tar.gz > {key(s)}.tar.gz.sha256")
+
+
+def test_a_cached_build_is_checked_against_its_digest_before_it_is_unpacked() -> None:
+    command = unpack_cached_command("/opt/c/k.tar.gz", "cd" * 32, "/opt/llmprov/llamacpp/k")
+    check, rest = command.split(" && ", 1)
+    assert shlex.split(check) == [
+        "echo",
+        f"{'cd' * 32}  /opt/c/k.tar.gz",
+        "|",
+        "sha256sum",
+        "-c",
+        "-",
+    ]
+    assert "tar --no-same-owner --no-same-permissions -xzf /opt/c/k.tar.gz" in rest

@@ -129,6 +129,9 @@ class LlamacppSettings(_Strict):
     source: Literal["pypi", "upstream"] | None = None
     pypi_version: Version = DEFAULT_LLAMACPP_PYPI_VERSION
     release: ReleaseTag | None = None
+    # GitHub publishes no checksum for a release's source archive: the inventory states it
+    # (`sha256sum llama.cpp-bNNNN.tar.gz` of an archive you trust), unless a mirror serves it.
+    release_sha256: Sha256Hex | None = None
     parallel: Annotated[int, IntOnly, Field(ge=1, le=256)] = 4
     ctx_size: Annotated[int, IntOnly, Field(ge=256, le=INT32_MAX)] = 4096
     threads: Annotated[int, IntOnly, Field(ge=1, le=1024)] | None = None

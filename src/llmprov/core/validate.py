@@ -251,6 +251,21 @@ def _cross_checks(
             f"{s.llamacpp.ctx_size} over {s.llamacpp.parallel} slots leaves {per_slot} tokens "
             "per slot; give at least 128 per slot",
         )
+    upstream = (s.llamacpp.source or ("upstream" if s.llamacpp.release else "pypi")) == "upstream"
+    if (
+        s.engine == "llamacpp"
+        and upstream
+        and runtime != "compose"
+        and s.llamacpp.release is not None
+        and s.llamacpp.release_sha256 is None
+        and s.mirror.llamacpp_source_url is None
+    ):
+        err(
+            "llamacpp.release_sha256",
+            f"required with release {s.llamacpp.release}: GitHub publishes no checksum for its "
+            "source archive, so the build would run unverified code (give the archive's sha256, "
+            "or a mirror.llamacpp_source_url)",
+        )
     if s.llamacpp.source == "upstream" and s.llamacpp.release is None:
         err("llamacpp.release", "required when llamacpp.source is 'upstream' (a tag like b6710)")
     elif s.engine == "llamacpp" and runtime == "compose" and s.llamacpp.release is None:

@@ -259,3 +259,25 @@ def test_every_cluster_unit_passes_verify_and_scores_at_most_2_5(
             assert float(found.group(1)) <= 2.5, f"{name}: {unit}: {found.group(1)}"
             checked.append(unit)
     assert "llmprov-ray-firewall.service" in checked and "llmprov-ray.service" in checked
+
+
+def test_a_keyless_serving_head_admits_only_allow_from_to_its_port(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.py"
+    text = textwrap.dedent(GPU_CLUSTER).replace(
+        '"cluster": {"name": "qwen72", "head": "gpu-2"},',
+        '"cluster": {"name": "qwen72", "head": "gpu-2"}, "bind": "0.0.0.0",'
+        ' "expose_unauthenticated": True, "allow_from": ["192.168.0.0/16", "fd00::/8"],',
+    )
+    path.write_text(text)
+    hosts = load_inventory(path).hosts
+    head = files_of(hosts["gpu-2"])[FIREWALL_RULES]
+    assert "elements = { 192.168.0.0/16 }" in head and "elements = { fd00::/8 }" in head
+    assert "tcp dport 8000 ip saddr @serve_from4 accept" in head
+    assert head.index("@serve_from6 accept") < head.index("tcp dport 8000 counter reject")
+    # A worker serves nothing: its table guards Ray's ports only.
+    assert "serve_from" not in files_of(hosts["gpu-1"])[FIREWALL_RULES]
+    if shutil.which("nft") and os.geteuid() == 0:
+        rules = tmp_path / "head.nft"
+        rules.write_text(head)
+        check = subprocess.run(["nft", "--check", "-f", str(rules)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr

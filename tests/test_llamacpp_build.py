@@ -5,6 +5,8 @@ from __future__ import annotations
 import shlex
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmprov.core.config import LlamacppSettings
 from llmprov.core.llamacpp_build import (
@@ -111,3 +113,21 @@ def test_a_cached_build_is_checked_against_its_digest_before_it_is_unpacked() ->
         "-",
     ]
     assert "tar --no-same-owner --no-same-permissions -xzf /opt/c/k.tar.gz" in rest
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    archive=st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1),
+    dest=st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1),
+)
+def test_the_unpack_command_tokenises_to_the_intended_argv_for_any_path(
+    archive: str, dest: str
+) -> None:
+    digest = "0f" * 32
+    words = shlex.split(unpack_cached_command(archive, digest, dest))
+    assert words == [
+        "echo", f"{digest}  {archive}", "|", "sha256sum", "-c", "-", "&&",
+        "rm", "-rf", f"{dest}.partial", "&&", "mkdir", "-p", f"{dest}.partial", "&&",
+        "tar", "--no-same-owner", "--no-same-permissions", "-xzf", archive, "-C", f"{dest}.partial",
+        "&&", "mv", f"{dest}.partial", dest,
+    ]  # fmt: skip

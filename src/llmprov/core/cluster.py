@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 
 from llmprov.core.config import ClusterMember, HostConfig, HostSettings
 from llmprov.core.layout import ENV_DIR, SYSTEMD_DIR, EngineLayout
@@ -214,6 +214,10 @@ def firewall_rules(cfg: HostConfig) -> str:
     member = cfg.cluster
     assert member is not None
     peers = [ip_address(p) for p in member.peers]
+    # Where the head serves without a key, its port is llmprov's to guard too: allow_from only.
+    s = cfg.settings
+    keyless = member.is_head and member.serve and s.expose_unauthenticated
+    nets = [ip_network(n) for n in s.allow_from] if keyless else []
     return render_template(
         "ray-firewall.nft.j2",
         host=cfg.name,
@@ -222,6 +226,9 @@ def firewall_rules(cfg: HostConfig) -> str:
         ports=[f"{low}-{high}" for low, high in RayPorts(member.ray_port).ranges()],
         peers4=[str(p) for p in peers if p.version == 4],
         peers6=[str(p) for p in peers if p.version == 6],
+        serve_port=cfg.port if keyless else None,
+        serve_from4=[str(n) for n in nets if n.version == 4],
+        serve_from6=[str(n) for n in nets if n.version == 6],
     )
 
 

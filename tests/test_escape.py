@@ -105,3 +105,20 @@ def test_nft_set_elements_come_from_parsed_networks_only() -> None:
     assert escape.nft_set_elements(["10.0.0.1", "10.1.0.0/16"]) == "10.0.0.1, 10.1.0.0/16"
     with pytest.raises(ValueError):
         escape.nft_set_elements(["10.0.0.1 }; flush ruleset; set x {"])
+
+
+def test_a_host_name_with_a_double_dash_leaves_the_winsw_xml_well_formed() -> None:
+    from llmprov.core.config import HostConfig
+    from llmprov.core.render.plan import plan_host
+    from llmprov.core.validate import ControllerFiles, validate_host
+
+    cfg = validate_host(
+        "@winrm/win--box-",
+        {"os": "windows", "engine": "ollama", "model": "ollama://llama3.2:3b"},
+        ControllerFiles(read=lambda p: "", exists=lambda p: True),
+    )
+    assert isinstance(cfg, HostConfig), cfg
+    xml = next(f.content for f in plan_host(cfg) if f.path.endswith(".xml"))
+    root = ET.fromstring(xml)
+    assert root.tag == "service"
+    assert "win- -box-" in xml.splitlines()[0]

@@ -14,8 +14,10 @@ from llmprov.core.values import (
     Port,
     Version,
     check_host_name,
+    host_port,
     is_loopback,
     is_wildcard,
+    probe_address,
 )
 
 
@@ -86,3 +88,19 @@ def test_pyinfra_host_names_are_accepted(name: str) -> None:
 )
 def test_host_names_that_could_escape_a_file_or_a_line_are_refused(name: str) -> None:
     assert check_host_name(name) is not None
+
+
+@pytest.mark.parametrize(
+    ("bind", "probe", "joined"),
+    [
+        ("0.0.0.0", "127.0.0.1", "127.0.0.1:80"),
+        ("::", "::1", "[::1]:80"),
+        ("::ffff:0.0.0.0", "127.0.0.1", "127.0.0.1:80"),
+        ("10.1.2.3", "10.1.2.3", "10.1.2.3:80"),
+    ],
+)
+def test_a_check_on_the_host_reaches_a_wildcard_bind_on_loopback(
+    bind: str, probe: str, joined: str
+) -> None:
+    assert probe_address(ip_address(bind)) == probe
+    assert host_port(probe, 80) == joined

@@ -261,3 +261,8 @@ def probe_address(addr: IPv4Address | IPv6Address) -> str:
     if not is_wildcard(addr):
         return str(addr)
     return "::1" if isinstance(addr, IPv6Address) and addr.ipv4_mapped is None else "127.0.0.1"
+
+
+def host_port(address: str, port: int) -> str:
+    """`address:port` as URLs and OLLAMA_HOST write it: an IPv6 address in brackets."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
 import shlex
+import shutil
+import stat
+import subprocess
+import tarfile
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -131,3 +139,53 @@ def test_the_unpack_command_tokenises_to_the_intended_argv_for_any_path(
         "tar", "--no-same-owner", "--no-same-permissions", "-xzf", archive, "-C", f"{dest}.partial",
         "&&", "mv", f"{dest}.partial", dest,
     ]  # fmt: skip
+
+
+def _archive(path: Path) -> str:
+    """A build archive holding a setuid binary owned by someone else; returns its sha256."""
+    data = b"#!/bin/sh\nexit 0\n"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("bin/llama-server")
+        info.size, info.mode, info.uid, info.gid = len(data), 0o4755, 4321, 4321
+        tar.addfile(info, io.BytesIO(data))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs coreutils")
+def test_a_cached_build_unpacks_without_setuid_or_foreign_owner(tmp_path: Path) -> None:
+    archive = tmp_path / "k.tar.gz"
+    digest = _archive(archive)
+    dest = tmp_path / "opt" / "k"
+    dest.parent.mkdir()
+
+    run = subprocess.run(
+        ["sh", "-c", unpack_cached_command(str(archive), digest, str(dest))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stderr
+    binary = dest / "bin" / "llama-server"
+    assert not binary.stat().st_mode & (stat.S_ISUID | stat.S_ISGID)
+    assert binary.stat().st_uid == os.geteuid()
+
+
+@pytest.mark.skipif(shutil.which("sha256sum") is None, reason="needs coreutils")
+def test_a_cached_build_that_changed_since_it_was_recorded_is_not_unpacked(
+    tmp_path: Path,
+) -> None:
+    archive = tmp_path / "k.tar.gz"
+    recorded = _archive(archive)
+    archive.write_bytes(archive.read_bytes() + b"\0")
+    dest = tmp_path / "k"
+
+    run = subprocess.run(
+        ["sh", "-c", unpack_cached_command(str(archive), recorded, str(dest))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert run.returncode != 0
+    assert not dest.exists() and not Path(f"{dest}.partial").exists()

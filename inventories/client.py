@@ -70,7 +70,11 @@ windows = [
             "os": "windows",
             "engine": "ollama",
             "model": "ollama://llama3.2:3b",
+            # Ollama has no API key: opening it beyond loopback is said explicitly, and the
+            # firewall rule llmprov writes admits only these networks.
             "bind": "0.0.0.0",
+            "expose_unauthenticated": True,
+            "allow_from": ["10.0.10.0/24"],
             "ollama": {
                 "install_method": "zip-service",
                 "flash_attention": True,
@@ -89,9 +93,16 @@ edge = (
                 "engine": "llamacpp",
                 "model": "hf://bartowski/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct-Q4_K_M.gguf",
                 "served_model_name": "smollm2",
-                # An upstream release tag: built from its source archive, and the image compose
-                # and Kubernetes use. Without it llmprov builds its pinned llama-cpp-python sdist.
-                "llamacpp": {"release": "b6710", "parallel": 4, "ctx_size": 4096, "threads": 2},
+                # Built from llmprov's pinned llama-cpp-python sdist (its sha256 is in llmprov);
+                # the release tag names the image compose and Kubernetes use. To build the upstream
+                # release instead, drop "source" and give "release_sha256" (GitHub publishes none).
+                "llamacpp": {
+                    "source": "pypi",
+                    "release": "b6710",
+                    "parallel": 4,
+                    "ctx_size": 4096,
+                    "threads": 2,
+                },
             },
         ),
         (

@@ -12,7 +12,7 @@ import pytest
 
 from llmprov.core.config import HostConfig
 from llmprov.core.render import RenderedFile
-from llmprov.core.render_plan import plan_host
+from llmprov.core.render.plan import plan_host
 from llmprov.inventory import load_inventory
 
 REPO = Path(__file__).resolve().parents[1]

@@ -247,7 +247,7 @@ FAULTS: list[tuple[str, dict[str, str], list[str]]] = [
             "h2": ', "cluster": {"name": "Qwen_7B", "head": "gpu-1"}',
         },
         [
-            f"{h}: cluster.name: must match ^[a-z0-9]([a-z0-9-]{{0,38}}[a-z0-9])?$, got 'Qwen_7B'"
+            f"{h}: cluster.name: must be a DNS label (a-z, 0-9, -), got 'Qwen_7B'"
             for h in ("gpu-1", "gpu-2")
         ],
     ),

@@ -144,14 +144,14 @@ def test_the_head_waits_for_every_node_after_its_gcs_answers(
     assert not [n for n in ran if n.startswith(("Run llmprov-vllm", "Upload model"))]
 
 
-def test_without_nft_the_rules_are_written_but_not_loaded(
+def test_without_nft_nftables_is_installed_before_the_rules_load(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ran, notes = run_plan(configs(tmp_path, CPU_CLUSTER)["@fake/worker"], monkeypatch, nft=False)
+    # Fail closed: Ray's unit requires the firewall unit, so the rules must load, never be skipped.
+    ran, _notes = run_plan(configs(tmp_path, CPU_CLUSTER)["@fake/worker"], monkeypatch, nft=False)
 
-    assert not [n for n in ran if n.startswith("Load Ray firewall")]
     assert "Upload /etc/llmprov/ray-firewall.nft" in ran
-    assert any(n.startswith("nft is not installed: Ray's ports are left") for n in notes), notes
+    assert before(ran, "Install nftables (Ray's firewall)", "Load Ray firewall")
 
 
 def _checked_env_answers(ray_marker: list[str] | None) -> dict[tuple[str, str], Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -123,7 +124,7 @@ def test_only_the_serving_head_gets_vllms_unit_and_its_ray_drop_in(
     assert "/etc/systemd/system/llmprov-vllm.service" not in worker
     assert SERVE_DROPIN not in worker
     dropin = head[SERVE_DROPIN]
-    assert "Environment=RAY_ADDRESS=10.0.0.12:6379" in dropin
+    assert 'Environment="RAY_ADDRESS=10.0.0.12:6379"' in dropin
     assert f"Requires={RAY_UNIT}" in dropin and f"After={RAY_UNIT}" in dropin
     # Workers get the engine's environment too: vLLM's workers run inside Ray's processes.
     assert "/etc/llmprov/vllm.env" in worker
@@ -143,7 +144,7 @@ def test_the_firewall_admits_every_node_to_rays_ports_and_nothing_else(
     # Nothing in the table names SSH or any port outside Ray's sets.
     assert "22" not in rules.replace("10.0.0.", "")
     unit = files_of(cluster["gpu-1"])[f"/etc/systemd/system/{FIREWALL_UNIT}"]
-    assert f"ExecStart=nft -f {FIREWALL_RULES}" in unit
+    assert f"ExecStart=/usr/sbin/nft -f {FIREWALL_RULES}" in unit
     assert f"RequiredBy={RAY_UNIT}" in unit and f"Before={RAY_UNIT}" in unit
 
 
@@ -204,3 +205,79 @@ def test_llmprov_render_writes_each_nodes_files(
         "etc/systemd/system/llmprov-ray.service",
     ]
     assert (out / "gpu-3/etc/llmprov/vllm.env").stat().st_mode & 0o777 == 0o600
+
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze not found")
+def test_every_cluster_unit_passes_verify_and_scores_at_most_2_5(
+    cluster: dict[str, HostConfig], tmp_path: Path
+) -> None:
+    assert SYSTEMD_ANALYZE is not None
+    env = {**os.environ, "SYSTEMD_COLORS": "0", "SYSTEMD_LOG_COLOR": "0", "SYSTEMD_PAGER": "cat"}
+    system = next(p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")))
+    checked = []
+    for name in ("gpu-1", "gpu-2"):
+        root = tmp_path / name
+        shutil.copytree(
+            system, root / "usr/lib/systemd/system", symlinks=True, copy_function=os.link
+        )
+        units = []
+        for path, text in files_of(cluster[name]).items():
+            target = root / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            if path.endswith(".service"):
+                units.append(Path(path).name)
+                line = next(x for x in text.splitlines() if x.startswith("ExecStart="))
+                binary = root / shlex.split(line.removeprefix("ExecStart="))[0].lstrip("/")
+                binary.parent.mkdir(parents=True, exist_ok=True)
+                binary.write_text("#!/bin/sh\n")
+                binary.chmod(0o755)
+        for unit in units:
+            run = [SYSTEMD_ANALYZE, f"--root={root}", "--man=no"]
+            verify = subprocess.run(
+                [*run[:1], "verify", *run[1:], unit], capture_output=True, text=True, env=env
+            )
+            assert (verify.returncode, verify.stdout, verify.stderr) == (0, "", ""), unit
+            security = subprocess.run(
+                [
+                    SYSTEMD_ANALYZE,
+                    "security",
+                    "--offline=true",
+                    f"--root={root}",
+                    "--no-pager",
+                    unit,
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
+            found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", security.stdout)
+            assert found, security.stdout + security.stderr
+            assert float(found.group(1)) <= 2.5, f"{name}: {unit}: {found.group(1)}"
+            checked.append(unit)
+    assert "llmprov-ray-firewall.service" in checked and "llmprov-ray.service" in checked
+
+
+def test_a_keyless_serving_head_admits_only_allow_from_to_its_port(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.py"
+    text = textwrap.dedent(GPU_CLUSTER).replace(
+        '"cluster": {"name": "qwen72", "head": "gpu-2"},',
+        '"cluster": {"name": "qwen72", "head": "gpu-2"}, "bind": "0.0.0.0",'
+        ' "expose_unauthenticated": True, "allow_from": ["192.168.0.0/16", "fd00::/8"],',
+    )
+    path.write_text(text)
+    hosts = load_inventory(path).hosts
+    head = files_of(hosts["gpu-2"])[FIREWALL_RULES]
+    assert "elements = { 192.168.0.0/16 }" in head and "elements = { fd00::/8 }" in head
+    assert "tcp dport 8000 ip saddr @serve_from4 accept" in head
+    assert head.index("@serve_from6 accept") < head.index("tcp dport 8000 counter reject")
+    # A worker serves nothing: its table guards Ray's ports only.
+    assert "serve_from" not in files_of(hosts["gpu-1"])[FIREWALL_RULES]
+    if shutil.which("nft") and os.geteuid() == 0:
+        rules = tmp_path / "head.nft"
+        rules.write_text(head)
+        check = subprocess.run(["nft", "--check", "-f", str(rules)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr

@@ -9,8 +9,9 @@ import pydantic
 import pytest
 
 from llmprov.core.config import HostConfig
+from llmprov.core.layout import HF_PULL_ENV
 from llmprov.core.model_ref import HuggingFaceRef, OllamaRef
-from llmprov.core.render_plan import plan_host
+from llmprov.core.render.plan import plan_host
 from llmprov.core.validate import ControllerFiles, FieldError, split_host_data, validate_host
 
 API_KEY = "sk-test-0f3c9a7d1e5b42c8"
@@ -204,7 +205,9 @@ def test_an_unreadable_key_file_is_a_fault_of_that_field() -> None:
 
 @pytest.mark.parametrize("engine", ["vllm", "llamacpp"])
 @pytest.mark.parametrize("runtime", ["systemd", "compose"])
-def test_secrets_appear_only_in_the_0600_env_file(engine: str, runtime: str) -> None:
+def test_secrets_appear_only_in_0600_env_files_the_token_in_the_pull_steps_own(
+    engine: str, runtime: str
+) -> None:
     cfg = _ok(
         {
             "engine": engine,
@@ -213,7 +216,7 @@ def test_secrets_appear_only_in_the_0600_env_file(engine: str, runtime: str) -> 
             "bind": "0.0.0.0",
             "api_key_file": "api.txt",
             "hf_token_file": "hf.txt",
-            "llamacpp": {"release": "b6710"},
+            "llamacpp": {"source": "pypi", "release": "b6710"},
             "vllm": {"version": "0.32.0"},
         },
         files={"api.txt": API_KEY + "\n", "hf.txt": HF_TOKEN + "\n"},
@@ -222,8 +225,10 @@ def test_secrets_appear_only_in_the_0600_env_file(engine: str, runtime: str) -> 
     files = plan_host(cfg)
 
     holding = {f.path: f.mode for f in files if API_KEY in f.content or HF_TOKEN in f.content}
-    env_file = next(f for f in files if f.path.endswith(".env"))
-    assert holding == {env_file.path: 0o600}
-    assert f"={API_KEY}\n" in env_file.content and f"HF_TOKEN={HF_TOKEN}\n" in env_file.content
-    others = [f for f in files if f is not env_file]
+    env_file = next(f for f in files if f.path.endswith(".env") and f.path != HF_PULL_ENV)
+    pull_env = next(f for f in files if f.path == HF_PULL_ENV)
+    assert holding == {env_file.path: 0o600, HF_PULL_ENV: 0o600}
+    assert f"={API_KEY}\n" in env_file.content and HF_TOKEN not in env_file.content
+    assert f"HF_TOKEN={HF_TOKEN}\n" in pull_env.content and API_KEY not in pull_env.content
+    others = [f for f in files if f not in (env_file, pull_env)]
     assert others and all(f.mode == 0o644 for f in others)

@@ -18,7 +18,7 @@ import yaml
 
 from llmprov.cli.common import EXIT_BAD_INPUT, EXIT_OK
 from llmprov.cli.main import main
-from llmprov.core.render_k8s import (
+from llmprov.core.render.k8s import (
     GPU_RESOURCE,
     LWS_API,
     LWS_NAME_LABEL,
@@ -43,7 +43,7 @@ edge = (
     [("edge-1", {}), ("edge-2", {})],
     {"engine": "llamacpp",
      "model": "hf://bartowski/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct-Q4_K_M.gguf",
-     "llamacpp": {"release": "b6710"}},
+     "llamacpp": {"source": "pypi", "release": "b6710"}},
 )
 office = [("mini", {"engine": "ollama", "model": "ollama://llama3.2:3b"})]
 cluster_nodes = (

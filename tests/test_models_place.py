@@ -285,7 +285,7 @@ def test_an_hf_gguf_pull_on_a_fresh_host_installs_the_tools_then_pulls_one_file(
         "env HF_HOME=/var/cache/llmprov/huggingface HF_HUB_DISABLE_TELEMETRY=1 "
         "HF_HUB_DISABLE_PROGRESS_BARS=1 /opt/llmprov/tools/bin/python "
         f"{HF_PULL_SCRIPT} --repo org/smol-GGUF --dest {GGUF_DEST} --owner llamacpp "
-        f"--env-file /etc/llmprov/llamacpp.env --marker {marker_path(GGUF_DEST)} "
+        f"--env-file /etc/llmprov/hf-pull.env --marker {marker_path(GGUF_DEST)} "
         f"--identity {pull_identity(pull)} --revision v1.0 --file smol-Q4_K_M.gguf"
     ]
 
@@ -305,7 +305,7 @@ def test_an_hf_folder_pull_asks_for_config_tokenizer_and_safetensors_only(
     assert "--allow '*.json' --allow '*.safetensors' --allow tokenizer.model" in argv
     assert "--ignore '*/*' --ignore 'consolidated*.safetensors'" in argv
     assert "--revision" not in argv and "--file" not in argv
-    assert f"--dest {HF_DEST} --owner vllm --env-file /etc/llmprov/vllm.env" in argv
+    assert f"--dest {HF_DEST} --owner vllm --env-file /etc/llmprov/hf-pull.env" in argv
 
 
 def test_a_pull_recorded_for_the_same_reference_is_not_repeated(

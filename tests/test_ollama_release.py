@@ -23,7 +23,7 @@ from llmprov.core.ollama_release import (
     unpack_argv,
     windows_archives,
 )
-from llmprov.core.render_launchd import free_role_id
+from llmprov.core.render.launchd import free_role_id
 
 A, B = "a" * 64, "B" * 64
 

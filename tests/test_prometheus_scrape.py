@@ -12,7 +12,7 @@ import yaml
 
 from llmprov.cli.common import EXIT_OK
 from llmprov.cli.main import main
-from llmprov.core.prometheus import CREDENTIALS_DIR, plan_scrape
+from llmprov.core.render.prometheus import CREDENTIALS_DIR, plan_scrape
 from llmprov.inventory import load_inventory
 
 REPO = Path(__file__).resolve().parents[1]

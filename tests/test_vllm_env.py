@@ -156,7 +156,8 @@ def test_cpu_environments_drop_the_cuda_only_vision_and_audio_packages() -> None
 
 
 def test_commands_survive_shell_quoting_of_odd_mirror_urls() -> None:
-    mirror = MirrorSettings(pip_find_links="https://m.example/a b;rm -rf /")
+    # Spaces and quotes are refused by validation; what a URL may hold still means much to a shell.
+    mirror = MirrorSettings(pip_find_links="https://m.example/a;rm$(id)&x=*#!")
     argv = install_torch_argv(cpu_env(), mirror)
     assert shlex.split(shlex.join(argv)) == argv
 

@@ -6,9 +6,11 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from llmprov.core.config import HostConfig
 from llmprov.core.validate import ControllerFiles, FieldError, validate_clusters, validate_host
+from llmprov.core.values import check_host_name
 
 
 class InventoryError(Exception):
@@ -50,21 +52,104 @@ def _python_error(path: Path, exc: BaseException) -> FieldError:
     return FieldError(str(path), where, f"the inventory file raised {type(exc).__name__}: {exc}")
 
 
+def _data_errors(where: str, data: object) -> list[FieldError]:
+    if not isinstance(data, dict):
+        return [
+            FieldError(where, "data", f"must be a mapping of settings, got {type(data).__name__}")
+        ]
+    return [
+        FieldError(where, "data", f"key {key!r} is not a string"[:200])
+        for key in data
+        if not isinstance(key, str)
+    ]
+
+
+def _host_errors(host: object) -> list[FieldError]:
+    name, data = (host[0], host[1]) if isinstance(host, tuple) and len(host) == 2 else (host, {})
+    if isinstance(host, tuple) and len(host) != 2:
+        return [FieldError(repr(host)[:80], "host", "a host is a name or a (name, data) pair")]
+    reason = check_host_name(name)
+    if reason is not None:
+        return [FieldError(repr(name)[:80], "host", reason)]
+    return _data_errors(str(name), data)
+
+
+def group_shape_errors(groups: dict[str, Any]) -> list[FieldError]:
+    """Faults in the shape of an inventory's groups, which pyinfra would turn into a traceback."""
+    errors: list[FieldError] = []
+    for group, value in groups.items():
+        hosts = value
+        if isinstance(value, tuple):
+            if len(value) != 2:
+                errors.append(
+                    FieldError(group, "group", "a group is a list of hosts or a (hosts, data) pair")
+                )
+                continue
+            hosts, data = value
+            errors.extend(
+                FieldError(group, f"group {e.field}", e.reason) for e in _data_errors(group, data)
+            )
+        if not isinstance(hosts, (list, tuple)):
+            errors.append(
+                FieldError(group, "group", f"its hosts must be a list, got {type(hosts).__name__}")
+            )
+            continue
+        for host in hosts:
+            errors.extend(_host_errors(host))
+    return errors
+
+
 def load_pyinfra_inventory(path: Path) -> Any:
     """Build a pyinfra Inventory from a Python inventory file, without connecting to any host."""
+    import pyinfra_cli.inventory as cli_inventory
     from pyinfra.api.state import State
     from pyinfra.context import ctx_state
-    from pyinfra_cli.inventory import make_inventory_from_files
 
     if not path.is_file():
         raise InventoryError([FieldError(str(path), "path", "inventory file not found")])
+    read_groups = cli_inventory._get_groups_from_filename
+
+    def checked_groups(filename: str) -> dict[str, Any]:
+        # The one place where the file's groups are seen before pyinfra builds hosts from them;
+        # a malformed shape is reported here instead of as a traceback from deep in pyinfra.
+        groups: dict[str, Any] = read_groups(filename)
+        errors = group_shape_errors(groups)
+        if errors:
+            raise InventoryError(errors)
+        return groups
+
     try:
         # pyinfra executes inventory files under a State context; a bare one touches nothing.
-        with ctx_state.use(State()):
-            return make_inventory_from_files(str(path.resolve()))
-    except Exception as exc:
+        with (
+            ctx_state.use(State()),
+            mock.patch.object(cli_inventory, "_get_groups_from_filename", checked_groups),
+        ):
+            return cli_inventory.make_inventory_from_files(str(path.resolve()))
+    except InventoryError:
+        raise
+    except KeyboardInterrupt:
+        raise
+    except SystemExit as exc:
+        raise InventoryError(
+            [FieldError(str(path), "load", f"the inventory file called exit({exc.code!r})")]
+        ) from None
+    except BaseException as exc:
         cause = exc.__cause__ or exc.__context__ or exc
-        raise InventoryError([_python_error(path, cause)]) from exc
+        if isinstance(cause, SystemExit):
+            raise InventoryError(
+                [FieldError(str(path), "load", f"the inventory file called exit({cause.code!r})")]
+            ) from None
+        raise InventoryError([_python_error(path, cause)]) from None
+
+
+def _host_data(host: Any) -> dict[str, Any] | FieldError:
+    try:
+        data = host.data.dict()
+    except Exception as exc:
+        return FieldError(host.name, "data", f"cannot be read ({type(exc).__name__}: {exc})"[:300])
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        return FieldError(host.name, "data", "must be a mapping with string keys")
+    return data
 
 
 def load_inventory(
@@ -86,7 +171,10 @@ def load_inventory(
     for host in inventory:
         if host.name not in names:
             continue
-        data = host.data.dict()
+        data = _host_data(host)
+        if isinstance(data, FieldError):
+            errors.append(data)
+            continue
         host_data[host.name] = data
         result = validate_host(host.name, data, files, engine_override, str(path.resolve().parent))
         if isinstance(result, list):
@@ -94,9 +182,8 @@ def load_inventory(
         else:
             hosts[host.name] = result
     # A serving cluster spans hosts: its rules need every host's data, --limit or not.
-    hosts, cluster_errors = validate_clusters(
-        hosts, {h.name: h.data.dict() for h in inventory}, selected=names
-    )
+    all_data = {h.name: d for h in inventory if isinstance(d := _host_data(h), dict)}
+    hosts, cluster_errors = validate_clusters(hosts, all_data, selected=names)
     errors.extend(cluster_errors)
     if errors:
         raise InventoryError(errors)

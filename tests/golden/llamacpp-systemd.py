@@ -17,7 +17,12 @@ servers = [
             "engine": "llamacpp",
             "model": "hf://bartowski/Llama-3.2-3B-Instruct-GGUF/Llama-3.2-3B-Instruct-Q4_K_M.gguf",
             "gpu": {"vendor": "nvidia", "count": 1},
-            "llamacpp": {"source": "upstream", "release": "b6710"},
+            # The digest is a stand-in: rendering downloads nothing, and it is not the archive's.
+            "llamacpp": {
+                "source": "upstream",
+                "release": "b6710",
+                "release_sha256": "0000000000000000000000000000000000000000000000000000000000000000",
+            },
         },
     ),
 ]

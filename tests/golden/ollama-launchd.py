@@ -9,6 +9,8 @@ macs = [
             "engine": "ollama",
             "model": "ollama://llama3.2:3b",
             "bind": "0.0.0.0",
+            "expose_unauthenticated": True,
+            "allow_from": ["10.0.0.0/8"],
             "ollama": {"install_method": "app", "flash_attention": False},
         },
     ),

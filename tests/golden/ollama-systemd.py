@@ -8,6 +8,8 @@ servers = [
             "engine": "ollama",
             "model": "ollama://qwen2.5:7b",
             "bind": "0.0.0.0",
+            "expose_unauthenticated": True,
+            "allow_from": ["10.0.0.0/8"],
             "port": 11500,
             "gpu": {"vendor": "nvidia", "count": 2},
             "ollama": {

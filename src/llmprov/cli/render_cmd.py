@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from llmprov.cli.common import EXIT_BAD_INPUT, EXIT_OK, console, load_or_report, report_errors
 from llmprov.core.cluster import plan_files
-from llmprov.core.render_compose import ComposeRenderError
-from llmprov.core.render_k8s import K8sRenderError, render_manifests, resolved_for_k8s
-from llmprov.core.render_plan import PlanError, local_path
+from llmprov.core.render.compose import ComposeRenderError
+from llmprov.core.render.k8s import K8sRenderError, render_manifests, resolved_for_k8s
+from llmprov.core.render.plan import PlanError, out_path
 from llmprov.core.validate import FieldError
 
 # Under --out, beside the host folders; a leading underscore keeps them apart from host names.
@@ -57,16 +57,20 @@ def _write(target: Path, content: str, mode: int = 0o644) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmprov.core.prometheus import render_prometheus
+    from llmprov.core.render.prometheus import render_prometheus
 
     loaded = load_or_report(args.inventory, args.engine, args.limit)
     if loaded is None:
         return EXIT_BAD_INPUT
+    out = Path(args.out)
     plans = {}
     errors: list[FieldError] = []
     for name, cfg in loaded.hosts.items():
         try:
-            plans[name] = plan_files(cfg)
+            # Every target is placed (and checked to stay under --out) before anything is written.
+            plans[name] = [
+                (Path(out_path(PurePosixPath(out), name, f.path)), f) for f in plan_files(cfg)
+            ]
         except (ComposeRenderError, PlanError) as exc:
             errors.append(_field_error(exc))
     manifests = []
@@ -79,10 +83,9 @@ def run(args: argparse.Namespace) -> int:
     if errors:
         report_errors(errors)
         return EXIT_BAD_INPUT
-    out = Path(args.out)
     for name, files in plans.items():
-        for f in files:
-            _write(out / name / local_path(f.path), f.content, f.mode)
+        for target, f in files:
+            _write(target, f.content, f.mode)
         console.print(f"[green]{name}[/]: {len(files)} file(s) under {out / name}")
     for m in manifests:
         _write(out / K8S_DIR / m.filename, m.text)

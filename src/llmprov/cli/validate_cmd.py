@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from rich.markup import escape
 from rich.table import Table
 
 from llmprov.cli.common import EXIT_BAD_INPUT, EXIT_OK, console, load_or_report
@@ -20,12 +21,12 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_or_report(args.inventory, args.engine)
     if loaded is None:
         return EXIT_BAD_INPUT
-    table = Table(title=f"{args.inventory}: {len(loaded.hosts)} host(s) valid")
+    table = Table(title=escape(f"{args.inventory}: {len(loaded.hosts)} host(s) valid"))
     for col in ("host", "os", "engine", "runtime", "listen", "model"):
         table.add_column(col)
     for name, cfg in loaded.hosts.items():
-        table.add_row(
-            name, cfg.os, cfg.engine, cfg.runtime, f"{cfg.bind}:{cfg.port}", cfg.model_ref.raw
-        )
+        # Inventory text is shown as text: rich would read `[...]` in a value as markup.
+        row = (name, cfg.os, cfg.engine, cfg.runtime, f"{cfg.bind}:{cfg.port}", cfg.model_ref.raw)
+        table.add_row(*(escape(v) for v in row))
     console.print(table)
     return EXIT_OK

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 
 from llmprov.core.config import ClusterMember, HostConfig, HostSettings
 from llmprov.core.layout import ENV_DIR, SYSTEMD_DIR, EngineLayout
@@ -23,6 +22,8 @@ FIREWALL_UNIT = "llmprov-ray-firewall.service"
 FIREWALL_RULES = f"{ENV_DIR}/ray-firewall.nft"
 # One table per host (a host is a node of one cluster at most), replaced whole on every apply.
 FIREWALL_TABLE = "llmprov_ray"
+# Debian's nftables package installs nft here; a unit names its program by absolute path.
+NFT = "/usr/sbin/nft"
 SERVE_DROPIN = f"{SYSTEMD_DIR}/{EngineLayout('vllm').unit_name}.d/ray-cluster.conf"
 # Marker in a vLLM environment once Ray of that version is installed into it and imports.
 RAY_MARKER = ".llmprov-ray"
@@ -196,7 +197,7 @@ def ray_unit(cfg: HostConfig, resolved: Resolved) -> UnitSpec:
         description=f"Ray {member.role} of serving cluster {member.name} (llmprov)",
         documentation="https://docs.vllm.ai/en/latest/serving/parallelism_scaling.html",
         user=cfg.service_user,
-        exec_start=shlex.join(ray_argv(member, f"{layout.current}/bin/ray", resolved.gpu_count)),
+        exec_start=tuple(ray_argv(member, f"{layout.current}/bin/ray", resolved.gpu_count)),
         working_directory=layout.state_dir,
         # vLLM's workers run inside Ray's processes: they need the engine's environment too.
         env_file=layout.env_file,
@@ -213,6 +214,10 @@ def firewall_rules(cfg: HostConfig) -> str:
     member = cfg.cluster
     assert member is not None
     peers = [ip_address(p) for p in member.peers]
+    # Where the head serves without a key, its port is llmprov's to guard too: allow_from only.
+    s = cfg.settings
+    keyless = member.is_head and member.serve and s.expose_unauthenticated
+    nets = [ip_network(n) for n in s.allow_from] if keyless else []
     return render_template(
         "ray-firewall.nft.j2",
         host=cfg.name,
@@ -221,6 +226,9 @@ def firewall_rules(cfg: HostConfig) -> str:
         ports=[f"{low}-{high}" for low, high in RayPorts(member.ray_port).ranges()],
         peers4=[str(p) for p in peers if p.version == 4],
         peers6=[str(p) for p in peers if p.version == 6],
+        serve_port=cfg.port if keyless else None,
+        serve_from4=[str(n) for n in nets if n.version == 4],
+        serve_from6=[str(n) for n in nets if n.version == 6],
     )
 
 
@@ -248,6 +256,7 @@ def render_member(cfg: HostConfig, resolved: Resolved) -> list[RenderedFile]:
                 host=cfg.name,
                 cluster=member.name,
                 rules=FIREWALL_RULES,
+                nft=NFT,
                 ray_unit=RAY_UNIT,
             ),
         ),
@@ -282,7 +291,7 @@ def members_by_cluster(
 
 def plan_files(cfg: HostConfig, resolved: Resolved | None = None) -> list[RenderedFile]:
     """What a deploy uploads to this host: a cluster node's files, or the single-host plan."""
-    from llmprov.core.render_plan import offline_resolved, plan_host
+    from llmprov.core.render.plan import offline_resolved, plan_host
 
     if cfg.cluster is None:
         return plan_host(cfg, resolved)

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-import re
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmprov.core.model_ref import ModelRef, parse_model_ref
+from llmprov.core.values import (
+    INT32_MAX,
+    AbsPath,
+    BindAddress,
+    Duration,
+    Flag,
+    HttpOrFileUrl,
+    HttpUrl,
+    IntOnly,
+    Network,
+    NumberOnly,
+    Port,
+    ServedName,
+    StrOnly,
+    Text,
+    Version,
+    whole,
+)
 
 Engine = Literal["ollama", "vllm", "llamacpp"]
 Runtime = Literal["systemd", "compose", "launchd", "windows-service"]
@@ -29,24 +46,23 @@ DEFAULT_LLAMACPP_PYPI_VERSION = "0.3.36"
 # newest release with a CPython 3.11 wheel when this was written.
 DEFAULT_RAY_VERSION = "2.60.0"
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
-_VERSION = re.compile(r"^[0-9]+(\.[0-9]+){1,3}([a-z0-9.+-]*)$")
-_DURATION = re.compile(r"^(-1|0|([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+)$")
 # Flags that llmprov sets itself from typed settings; passing them again in extra_args would
 # either conflict or, for keys, put a secret on the command line.
 _RESERVED_FLAGS = ("--host", "--port", "--api-key", "--model", "--served-model-name")
 
-PositiveInt = Annotated[int, Field(ge=1)]
+ComputeCapability = Annotated[
+    str, StrOnly, whole(r"[0-9]{1,2}\.[0-9]", "a compute capability like 8.9")
+]
+ReleaseTag = Annotated[str, StrOnly, whole(r"b[0-9]{3,6}", "a release tag like b6710")]
+DnsLabel = Annotated[
+    str, StrOnly, whole(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?", "a DNS label (a-z, 0-9, -)")
+]
+Sha256Hex = Annotated[str, StrOnly, whole(r"[0-9a-fA-F]{64}", "64 hex digits")]
+PositiveInt = Annotated[int, IntOnly, Field(ge=1, le=INT32_MAX)]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
-
-
-def _check_version(value: str | None) -> str | None:
-    if value is not None and not _VERSION.match(value):
-        raise ValueError(f"must be a version like 1.2.3, got {value!r}")
-    return value
 
 
 def _check_extra_args(value: list[str]) -> list[str]:
@@ -64,73 +80,64 @@ class GpuSettings(_Strict):
     """What the inventory states about a host's GPUs; deploy-time facts fill what is left out."""
 
     vendor: GpuVendor = "none"
-    count: Annotated[int, Field(ge=0, le=64)] = 0
-    driver_version: str | None = None
-    compute_capability: str | None = Field(default=None, pattern=r"^[0-9]{1,2}\.[0-9]$")
-
-    _v = field_validator("driver_version")(_check_version)
+    count: Annotated[int, IntOnly, Field(ge=0, le=64)] = 0
+    driver_version: Version | None = None
+    compute_capability: ComputeCapability | None = None
 
 
 class MirrorSettings(_Strict):
     """Artifact sources for offline or air-gapped sites; the official sources are used otherwise."""
 
-    pip_index_url: str | None = Field(default=None, pattern=r"^https?://")
-    pip_find_links: str | None = Field(default=None, pattern=r"^(https?|file)://")
-    ollama_base_url: str | None = Field(default=None, pattern=r"^https?://")
-    ollama_dir: str | None = None
-    llamacpp_source_url: str | None = Field(default=None, pattern=r"^(https?|file)://")
+    pip_index_url: HttpUrl | None = None
+    pip_find_links: HttpOrFileUrl | None = None
+    ollama_base_url: HttpUrl | None = None
+    # A folder on the controller (read there, never rendered).
+    ollama_dir: Text | None = None
+    llamacpp_source_url: HttpOrFileUrl | None = None
 
 
 class VllmSettings(_Strict):
-    version: str | None = None
-    tensor_parallel_size: PositiveInt | None = None
-    pipeline_parallel_size: PositiveInt = 1
-    max_model_len: Annotated[int, Field(ge=16)] | None = None
-    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
+    version: Version | None = None
+    tensor_parallel_size: Annotated[int, IntOnly, Field(ge=1, le=64)] | None = None
+    pipeline_parallel_size: Annotated[int, IntOnly, Field(ge=1, le=64)] = 1
+    max_model_len: Annotated[int, IntOnly, Field(ge=16, le=INT32_MAX)] | None = None
+    gpu_memory_utilization: Annotated[float, NumberOnly, Field(gt=0.0, le=1.0)] = 0.9
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     enforce_eager: bool = False
-    cpu_kvcache_space_gib: PositiveInt = 4
-    extra_args: list[str] = Field(default_factory=list)
+    cpu_kvcache_space_gib: Annotated[int, IntOnly, Field(ge=1, le=65536)] = 4
+    extra_args: list[Flag] = Field(default_factory=list, max_length=256)
 
-    _v = field_validator("version")(_check_version)
     _e = field_validator("extra_args")(_check_extra_args)
 
 
 class OllamaSettings(_Strict):
-    version: str = DEFAULT_OLLAMA_VERSION
+    version: Version = DEFAULT_OLLAMA_VERSION
     num_parallel: PositiveInt | None = None
     max_loaded_models: PositiveInt | None = None
-    keep_alive: str | None = None
+    keep_alive: Duration | None = None
     max_queue: PositiveInt | None = None
     flash_attention: bool | None = None
     kv_cache_type: Literal["f16", "q8_0", "q4_0"] | None = None
-    context_length: Annotated[int, Field(ge=256)] | None = None
-    models_dir: str | None = None
+    context_length: Annotated[int, IntOnly, Field(ge=256, le=INT32_MAX)] | None = None
+    models_dir: AbsPath | None = None
     install_method: Literal["archive", "brew", "app", "installer", "zip-service"] | None = None
-
-    _v = field_validator("version")(_check_version)
-
-    @field_validator("keep_alive")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None and not _DURATION.match(value):
-            raise ValueError(f"must be a duration like 5m, 1h30m, 0 or -1, got {value!r}")
-        return value
 
 
 class LlamacppSettings(_Strict):
     # Unset: the upstream release archive when `release` names one, else the llama-cpp-python
     # source distribution, whose sha256 llmprov pins (upstream archives publish no checksum).
     source: Literal["pypi", "upstream"] | None = None
-    pypi_version: str = DEFAULT_LLAMACPP_PYPI_VERSION
-    release: str | None = Field(default=None, pattern=r"^b[0-9]{3,6}$")
-    parallel: Annotated[int, Field(ge=1, le=256)] = 4
-    ctx_size: Annotated[int, Field(ge=256)] = 4096
-    threads: PositiveInt | None = None
+    pypi_version: Version = DEFAULT_LLAMACPP_PYPI_VERSION
+    release: ReleaseTag | None = None
+    # GitHub publishes no checksum for a release's source archive: the inventory states it
+    # (`sha256sum llama.cpp-bNNNN.tar.gz` of an archive you trust), unless a mirror serves it.
+    release_sha256: Sha256Hex | None = None
+    parallel: Annotated[int, IntOnly, Field(ge=1, le=256)] = 4
+    ctx_size: Annotated[int, IntOnly, Field(ge=256, le=INT32_MAX)] = 4096
+    threads: Annotated[int, IntOnly, Field(ge=1, le=1024)] | None = None
     native: bool = True
-    extra_args: list[str] = Field(default_factory=list)
+    extra_args: list[Flag] = Field(default_factory=list, max_length=256)
 
-    _v = field_validator("pypi_version")(_check_version)
     _e = field_validator("extra_args")(_check_extra_args)
 
 
@@ -143,17 +150,17 @@ class ClusterSettings(_Strict):
     """
 
     # A DNS label: it names systemd units, a Kubernetes LeaderWorkerSet and a firewall table.
-    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
-    head: str = Field(min_length=1)
-    ray_version: str = DEFAULT_RAY_VERSION
+    name: Annotated[
+        str, StrOnly, whole(r"[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?", "a DNS label (a-z, 0-9, -)")
+    ]
+    head: Text = Field(min_length=1)
+    ray_version: Version = DEFAULT_RAY_VERSION
     # Ray's GCS port; the other Ray ports of a node follow it (see core/cluster.py).
-    ray_port: Annotated[int, Field(ge=1024, le=65500)] = 6379
+    ray_port: Annotated[int, IntOnly, Field(ge=1024, le=65500)] = 6379
     # Off: form the Ray cluster only, with no `vllm serve` on the head (vLLM's CPU build has no
     # Ray executor, so a CPU cluster must set this).
     serve: bool = True
-    addresses: dict[str, IPvAnyAddress] = Field(default_factory=dict)
-
-    _v = field_validator("ray_version")(_check_version)
+    addresses: dict[Text, BindAddress] = Field(default_factory=dict)
 
 
 class HostSettings(_Strict):
@@ -163,14 +170,18 @@ class HostSettings(_Strict):
     os: OSName = "linux"
     arch: Arch = "x86_64"
     runtime: Runtime | None = None
-    model: str
-    model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
-    served_model_name: str | None = Field(default=None, pattern=_NAME.pattern)
+    model: Text = Field(max_length=2048)
+    model_sha256: Sha256Hex | None = None
+    served_model_name: ServedName | None = None
     # One validator for both families, so a bad address is one error on `bind`, not one per family.
-    bind: IPvAnyAddress = IPv4Address("127.0.0.1")
-    port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    api_key_file: str | None = None
-    hf_token_file: str | None = None
+    bind: BindAddress = IPv4Address("127.0.0.1")
+    port: Port | None = None
+    api_key_file: Text | None = None
+    hf_token_file: Text | None = None
+    # A non-loopback bind without an API key (and any Ollama bind beyond loopback) must say so here.
+    expose_unauthenticated: bool = False
+    # Who may reach the serving port where llmprov writes the firewall rule (Windows, nftables).
+    allow_from: list[Network] = Field(default_factory=list, max_length=64)
     gpu: GpuSettings = Field(default_factory=GpuSettings)
     mirror: MirrorSettings = Field(default_factory=MirrorSettings)
     vllm: VllmSettings = Field(default_factory=VllmSettings)
@@ -238,6 +249,10 @@ class HostConfig(BaseModel):
     @property
     def bind(self) -> str:
         return str(self.settings.bind)
+
+    @property
+    def bind_address(self) -> IPv4Address | IPv6Address:
+        return self.settings.bind
 
     @property
     def service_user(self) -> str:

@@ -12,6 +12,8 @@ ENV_DIR = "/etc/llmprov"
 STATE_ROOT = "/var/lib/llmprov"
 CACHE_ROOT = "/var/cache/llmprov"
 SYSTEMD_DIR = "/etc/systemd/system"
+# The Hugging Face token, for the pull step alone (root reads it; no service's environment has it).
+HF_PULL_ENV = f"{ENV_DIR}/hf-pull.env"
 
 # The format each engine serves; a model in another format is converted on the way in.
 ENGINE_FORMAT: dict[str, str] = {"vllm": "hf", "llamacpp": "gguf", "ollama": "ollama"}

@@ -23,6 +23,17 @@ TARGETS: tuple[str, ...] = ("llama-server", "llama-quantize")
 BUILD_PACKAGES: tuple[str, ...] = ("build-essential", "cmake", "ninja-build", "libgomp1")
 
 
+def unpack_cached_command(archive: str, digest: str, dest: str) -> str:
+    """Check a cached build against its recorded digest, then unpack it without owners or setuid."""
+    q = shlex.quote
+    return (
+        f"echo {q(f'{digest}  {archive}')} | sha256sum -c - && "
+        f"rm -rf {q(dest + '.partial')} && mkdir -p {q(dest + '.partial')} && "
+        f"tar --no-same-owner --no-same-permissions -xzf {q(archive)} -C {q(dest + '.partial')} && "
+        f"mv {q(dest + '.partial')} {q(dest)}"
+    )
+
+
 class UnknownLlamacppVersion(ValueError):
     """A llama-cpp-python version llmprov has no pinned source for."""
 
@@ -47,7 +58,7 @@ def source_for(settings: LlamacppSettings) -> LlamacppSource:
             settings.release,
             settings.release,
             f"llama.cpp-{settings.release}.tar.gz",
-            None,
+            settings.release_sha256.lower() if settings.release_sha256 else None,
             f"llama.cpp-{settings.release.lstrip('b')}",
         )
     if settings.pypi_version not in PYPI_SDISTS:
@@ -131,7 +142,8 @@ def build_script(
         f"if [ -x {q(dest)}/bin/llama-server ]; then echo 'already built'; exit 0; fi",
         f"rm -rf {q(work)} {q(dest)}.partial",
         f"mkdir -p {q(work)}",
-        f"tar -xzf {q(src)} -C {q(work)}",
+        # Files come out owned by root with the umask's modes: no owner or setuid bit of the archive.
+        f"tar --no-same-owner --no-same-permissions -xzf {q(src)} -C {q(work)}",
         shlex.join(configure),
         f"{shlex.join(build)} -j {jobs_arg}",
         f"mkdir -p {q(dest)}.partial/bin",
@@ -142,5 +154,7 @@ def build_script(
         f"mkdir -p {q(layout.root)}/cache",
         f"tar -czf {q(layout.root)}/cache/{q(key)}.tar.gz.partial -C {q(dest)} .",
         f"mv {q(layout.root)}/cache/{q(key)}.tar.gz.partial {q(layout.root)}/cache/{q(key)}.tar.gz",
+        # The digest recorded when the build was made; a later unpack of the cached copy checks it.
+        f"cd {q(layout.root)}/cache && sha256sum {q(key)}.tar.gz > {q(key)}.tar.gz.sha256",
     ]
     return "\n".join(lines) + "\n"

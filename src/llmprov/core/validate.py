@@ -26,6 +26,7 @@ from llmprov.core.config import (
 from llmprov.core.matrix_data import active, parse_cc
 from llmprov.core.model_ref import FileRef, HttpsRef, ModelRef, ModelRefError, OllamaRef
 from llmprov.core.resolve import NoCompatibleBuild, resolve
+from llmprov.core.values import NAME, bad_char, check_host_name, is_loopback, is_wildcard
 
 # Host data keys that belong to pyinfra (connectors' settings and global operation arguments)
 # or to the user (x_*) and pass through untouched.
@@ -52,7 +53,11 @@ class FieldError:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.host}: {self.field}: {self.reason}"
+        # A host name or field that failed its own check is shown as a repr: one line, no escapes.
+        host = self.host if bad_char(self.host) is None else repr(self.host)
+        field = self.field if bad_char(self.field) is None else repr(self.field)
+        reason = self.reason if bad_char(self.reason) is None else repr(self.reason)[1:-1]
+        return f"{host}: {field}: {reason}"
 
 
 @dataclass(frozen=True)
@@ -133,12 +138,15 @@ def split_host_data(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     passthrough: dict[str, Any] = {}
     unknown: list[str] = []
     for key, value in data.items():
-        if key in LLMPROV_KEYS:
+        if not isinstance(key, str):
+            unknown.append(repr(key)[:80])
+        elif key in LLMPROV_KEYS:
             ours[key] = value
         elif key.startswith(PASSTHROUGH_PREFIXES):
             passthrough[key] = value
         else:
-            unknown.append(key)
+            # A blank or odd key is shown as its repr, so the report names it visibly.
+            unknown.append(key if key.strip() == key and key else repr(key))
     return ours, passthrough, unknown
 
 
@@ -257,30 +265,93 @@ def _cross_checks(
             f"{s.llamacpp.ctx_size} over {s.llamacpp.parallel} slots leaves {per_slot} tokens "
             "per slot; give at least 128 per slot",
         )
+    upstream = (s.llamacpp.source or ("upstream" if s.llamacpp.release else "pypi")) == "upstream"
+    if (
+        s.engine == "llamacpp"
+        and upstream
+        and runtime != "compose"
+        and s.llamacpp.release is not None
+        and s.llamacpp.release_sha256 is None
+        and s.mirror.llamacpp_source_url is None
+    ):
+        err(
+            "llamacpp.release_sha256",
+            f"required with release {s.llamacpp.release}: GitHub publishes no checksum for its "
+            "source archive, so the build would run unverified code (give the archive's sha256, "
+            "or a mirror.llamacpp_source_url)",
+        )
     if s.llamacpp.source == "upstream" and s.llamacpp.release is None:
         err("llamacpp.release", "required when llamacpp.source is 'upstream' (a tag like b6710)")
     elif s.engine == "llamacpp" and runtime == "compose" and s.llamacpp.release is None:
         # The upstream image is tagged by release; without one the compose file cannot be pinned.
         err("llamacpp.release", "required when runtime is 'compose' (the image tag, like b6710)")
-    if s.bind.is_unspecified and s.api_key_file is None and s.engine != "ollama":
-        err(
-            "api_key_file", f"required when bind is {s.bind} (the API would be open to the network)"
-        )
+    errs.extend(_exposure_checks(host, s))
     for field in ("api_key_file", "hf_token_file"):
         path = getattr(s, field)
         if path is None:
             continue
         try:
-            text = files.read(path).strip()
-        except OSError as exc:
-            err(field, f"cannot read {path!r}: {exc.strerror or exc}")
+            text = read_secret(files, path)
+        except (OSError, ValueError) as exc:
+            # A folder, a missing or unreadable file, bytes that are not UTF-8.
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            err(field, f"cannot read {path!r}: {why}")
             continue
-        if not text or "\n" in text:
+        if not text:
             err(field, f"{path!r} must hold exactly one non-empty line")
+        elif bad_char(text) is not None or any(c.isspace() for c in text):
+            # A line separator would end the env-file line early and start another setting.
+            err(
+                field,
+                f"{path!r} must hold exactly one line without spaces or control characters "
+                f"(found {bad_char(text) or 'a space'})",
+            )
+    if s.ollama.models_dir is not None and (
+        s.ollama.models_dir.startswith("/") != (s.os != "windows")
+    ):
+        err("ollama.models_dir", f"{s.ollama.models_dir!r} is not an absolute {s.os} path")
     if isinstance(ref, FileRef) and not files.exists(ref.path):
         err("model", f"file not found on the controller: {ref.path!r}")
     if s.cluster is not None:
         errs.extend(_cluster_host_checks(host, s, runtime))
+    return errs
+
+
+def read_secret(files: ControllerFiles, path: str) -> str:
+    """A key file's one line, without the blanks and the line break around it."""
+    return files.read(path).strip(" \t\r\n")
+
+
+def _exposure_checks(host: str, s: HostSettings) -> list[FieldError]:
+    """A server reachable beyond loopback needs a key, or the inventory's explicit consent."""
+    errs: list[FieldError] = []
+    keyless = s.engine == "ollama" or s.api_key_file is None
+    if not is_loopback(s.bind) and keyless and not s.expose_unauthenticated:
+        what = (
+            "ollama has no API key of its own" if s.engine == "ollama" else "no api_key_file is set"
+        )
+        where = "every interface" if is_wildcard(s.bind) else str(s.bind)
+        errs.append(
+            FieldError(
+                host,
+                "bind",
+                f"{s.bind} opens the API to {where} and {what}; bind 127.0.0.1, "
+                + ("" if s.engine == "ollama" else "set api_key_file, ")
+                + "or set expose_unauthenticated: true with allow_from",
+            )
+        )
+    if s.expose_unauthenticated and not s.allow_from:
+        errs.append(
+            FieldError(
+                host,
+                "allow_from",
+                "required with expose_unauthenticated: the networks that may reach the port",
+            )
+        )
+    if s.allow_from and is_loopback(s.bind):
+        errs.append(
+            FieldError(host, "allow_from", f"has no effect while bind is the loopback {s.bind}")
+        )
     return errs
 
 
@@ -341,6 +412,11 @@ def validate_host(
     base_dir: str | None = None,
 ) -> HostConfig | list[FieldError]:
     """Validate one host's data; return its config, or every fault found."""
+    bad_name = check_host_name(host)
+    if bad_name is not None:
+        return [FieldError(repr(host)[:80], "host", bad_name)]
+    if not isinstance(data, Mapping):
+        return [FieldError(host, "data", f"must be a mapping, got {type(data).__name__}")]
     ours, _passthrough, unknown = split_host_data(data)
     errors = [FieldError(host, key, _unknown_key(key, LLMPROV_KEYS)) for key in sorted(unknown)]
     if engine_override is not None:
@@ -370,12 +446,21 @@ def validate_host(
         ref = resolve_model_ref(settings)
     except ModelRefError as exc:
         return [*errors, FieldError(host, "model", str(exc))]
+    if settings.served_model_name is None and not NAME.fullmatch(ref.default_name):
+        errors.append(
+            FieldError(
+                host,
+                "model",
+                f"the served name derived from it, {ref.default_name!r}, is not letters, digits "
+                "and . _ : / -; set served_model_name",
+            )
+        )
     errors.extend(_cross_checks(host, settings, ref, files))
     if errors:
         return errors
 
     def secret(path: str | None) -> str | None:
-        return files.read(path).strip() if path is not None else None
+        return read_secret(files, path) if path is not None else None
 
     return HostConfig(
         name=host,

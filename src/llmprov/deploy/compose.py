@@ -36,7 +36,7 @@ from llmprov.core.layout import EngineLayout
 from llmprov.core.model_ref import OllamaRef
 from llmprov.core.ollama_release import model_present
 from llmprov.core.render import RenderedFile, Resolved
-from llmprov.core.render_plan import plan_host
+from llmprov.core.render.plan import plan_host
 from llmprov.deploy import vllm
 from llmprov.deploy.common import any_change, service_user, upload, wait_http
 from llmprov.deploy.models import place_model

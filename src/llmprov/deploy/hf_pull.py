@@ -2,7 +2,7 @@
 
 The tools venv (/opt/llmprov/tools) is the one the vLLM deploy makes with uv; a host of another
 engine gets it the same way. The pull runs as root, reads HF_TOKEN (and HF_ENDPOINT, for a mirror)
-from the engine's environment file, writes into `<dest>.partial`, gives the files to the service
+from its own environment file (HF_PULL_ENV; no server's environment holds the token), writes into `<dest>.partial`, gives the files to the service
 user and renames them into place; then it records what it pulled beside the model (the commit
 included). A re-run that finds that record for the same reference pulls nothing: a reference
 without `@revision` stays at the commit of its first pull until the inventory names a revision.
@@ -19,7 +19,7 @@ from pyinfra.operations import apt, files, server
 
 from llmprov.convert import hf_download
 from llmprov.core.config import HostConfig
-from llmprov.core.layout import EngineLayout
+from llmprov.core.layout import HF_PULL_ENV
 from llmprov.core.model_pull import (
     HF_HUB_MARKER,
     HF_HUB_VERSION,
@@ -85,7 +85,7 @@ def pull_ops(cfg: HostConfig, pull: HfPull, dest: str, owner: str | None = None)
         host.noop(f"{pull.label} is already pulled into {dest}")
         return []
     ops = ensure_tools(cfg)
-    argv = hf_pull_argv(pull, dest, owner or cfg.service_user, EngineLayout(cfg.engine).env_file)
+    argv = hf_pull_argv(pull, dest, owner or cfg.service_user, HF_PULL_ENV)
     ops.append(
         server.shell(
             name=f"Pull {pull.label} into {dest} (resumes a partial pull)",

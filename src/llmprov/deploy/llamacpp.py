@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from pyinfra.facts.files import File
 from pyinfra.facts.server import Arch
 from pyinfra.operations import apt, files, server
 
-from llmprov.cache import binary_cache_dir_name, cache_root, fetch_pypi_sdist, prune
+from llmprov.cache import binary_cache_dir_name, cache_root, fetch_pypi_sdist, prune, sha256_file
 from llmprov.core.config import HostConfig
 from llmprov.core.layout import EngineLayout
 from llmprov.core.llamacpp_build import (
@@ -22,9 +23,10 @@ from llmprov.core.llamacpp_build import (
     build_script,
     cmake_flags,
     source_for,
+    unpack_cached_command,
 )
 from llmprov.core.parsers import distro_id
-from llmprov.core.render_plan import plan_host
+from llmprov.core.render.plan import plan_host
 from llmprov.deploy.common import any_change, engine_dirs, run_unit, service_user, upload, wait_http
 from llmprov.deploy.models import place_model
 from llmprov.facts.host import CpuFlagsDigest, OsRelease
@@ -45,10 +47,12 @@ def _install_build(cfg: HostConfig, key: str) -> list[Any]:
         host.noop(f"llama.cpp build {key} is already installed")
         return []
     cached = binary_cache_dir() / f"{key}.tar.gz"
+    recorded = cached.with_name(f"{key}.tar.gz.sha256")
     ops: list[Any] = [
         apt.packages(name="Runtime libraries", packages=["libgomp1"], update=True, cache_time=3600),
     ]
-    if cached.exists():
+    digest = _recorded_digest(cached, recorded)
+    if digest is not None:
         cached.touch()  # most recently used
         remote = f"{layout.root}/cache/{key}.tar.gz"
         ops += [
@@ -56,10 +60,7 @@ def _install_build(cfg: HostConfig, key: str) -> list[Any]:
             files.put(name=f"Upload cached build {key}", src=str(cached), dest=remote),
             server.shell(
                 name=f"Unpack cached build {key}",
-                commands=[
-                    f"rm -rf {dest}.partial && mkdir -p {dest}.partial && "
-                    f"tar -xzf {remote} -C {dest}.partial && mv {dest}.partial {dest}"
-                ],
+                commands=[unpack_cached_command(remote, digest, dest)],
             ),
         ]
         return ops
@@ -80,6 +81,7 @@ def _install_build(cfg: HostConfig, key: str) -> list[Any]:
                 name=f"Download llama.cpp {source.version}",
                 src=UPSTREAM_ARCHIVE.format(release=source.version),
                 dest=src_remote,
+                sha256sum=source.sha256,
             )
         )
     elif mirror and not mirror.startswith("file://"):
@@ -122,7 +124,29 @@ def _install_build(cfg: HostConfig, key: str) -> list[Any]:
             add_deploy_dir=False,
         )
     )
+    ops.append(
+        files.get(
+            name=f"Keep the digest of build {key}",
+            src=f"{layout.root}/cache/{key}.tar.gz.sha256",
+            dest=str(recorded),
+            add_deploy_dir=False,
+        )
+    )
     return ops
+
+
+def _recorded_digest(cached: Path, recorded: Path) -> str | None:
+    """The digest a cached build was recorded with, if the cached file still matches it.
+
+    A cached build without a record, or one that no longer matches, is not used: it is built again.
+    """
+    if not (cached.is_file() and recorded.is_file()):
+        return None
+    digest = recorded.read_text(encoding="utf-8").split(" ", 1)[0].strip()
+    if not re.fullmatch(r"[0-9a-f]{64}", digest) or sha256_file(cached) != digest:
+        host.noop(f"the cached build {cached.name} does not match its recorded digest; rebuilding")
+        return None
+    return digest
 
 
 def build_key_for_host(cfg: HostConfig) -> str:

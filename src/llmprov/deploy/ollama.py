@@ -21,6 +21,7 @@ from pyinfra.context import host
 from pyinfra.facts.server import Arch, Groups, Which
 from pyinfra.operations import apt, dnf, files, server
 
+from llmprov.core import values
 from llmprov.core.config import HostConfig
 from llmprov.core.layout import OLLAMA_HOME, EngineLayout, model_path
 from llmprov.core.model_ref import OllamaRef
@@ -41,7 +42,7 @@ from llmprov.core.ollama_release import (
     release_source,
     unpack_argv,
 )
-from llmprov.core.render_plan import plan_host
+from llmprov.core.render.plan import plan_host
 from llmprov.deploy.common import any_change, run_unit, service_user, upload
 from llmprov.deploy.models import import_into_ollama
 from llmprov.facts.ollama import NvTegraRelease, OllamaInstallState, OllamaModels
@@ -169,7 +170,7 @@ def switch_command(current: str, target: str) -> str:
 
 
 def probe_address(cfg: HostConfig) -> str:
-    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(cfg.bind, cfg.bind)
+    return values.probe_address(cfg.bind_address)
 
 
 def wait_version_command(
@@ -183,7 +184,8 @@ def wait_version_command(
     addr = probe_address(cfg)
     request = "GET /api/version HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n"
     # bash's /dev/tcp, so that hosts without curl can be checked; `timeout` bounds a stuck read.
-    probe = f"(exec 3<>/dev/tcp/{addr}/{cfg.port} && printf '{request}' >&3 && timeout 5 cat <&3)"
+    tcp = shlex.quote(f"/dev/tcp/{addr}/{cfg.port}")
+    probe = f"(exec 3<>{tcp} && printf {shlex.quote(request)} >&3 && timeout 5 cat <&3)"
     expect = shlex.quote(f'"version":"{version}"')
     failed = f"Ollama {version} did not answer on {addr}:{cfg.port}/api/version after {timeout_s}s"
     lines = [

@@ -27,7 +27,7 @@ from llmprov.core.ollama_release import (
     digest_for,
     prune_candidates,
 )
-from llmprov.core.render_launchd import (
+from llmprov.core.render.launchd import (
     BREW_BIN,
     BREW_CASK,
     MAC_APP_BINARY,
@@ -40,7 +40,8 @@ from llmprov.core.render_launchd import (
     ollama_log_dir,
     ollama_method,
 )
-from llmprov.core.render_plan import plan_host
+from llmprov.core.render.plan import plan_host
+from llmprov.core.values import host_port
 from llmprov.deploy.ollama import (
     READY_TIMEOUT_S,
     RELEASE_MARKER,
@@ -232,7 +233,7 @@ def _brew(cfg: HostConfig, version: str) -> list[Any]:
 
 
 def wait_command(cfg: HostConfig, version: str | None, rollback: tuple[str, str] | None) -> str:
-    url = f"http://{probe_address(cfg)}:{cfg.port}/api/version"
+    url = f"http://{host_port(probe_address(cfg), cfg.port)}/api/version"
     expect = f'"version":"{version}"' if version else '"version":'
     what = f"Ollama {version}" if version else "Ollama"
     lines = [

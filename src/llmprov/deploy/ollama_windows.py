@@ -38,8 +38,8 @@ from llmprov.core.ollama_release import (
     prune_candidates,
     windows_archives,
 )
-from llmprov.core.render_plan import plan_host
-from llmprov.core.render_windows import (
+from llmprov.core.render.plan import plan_host
+from llmprov.core.render.windows import (
     CONFIGURE_SCRIPT,
     SERVICE_EXE,
     SERVICE_NAME,
@@ -49,6 +49,7 @@ from llmprov.core.render_windows import (
     WINDOWS_ROOT,
     install_method,
 )
+from llmprov.core.values import host_port
 from llmprov.deploy.ollama import (
     READY_TIMEOUT_S,
     RELEASE_MARKER,
@@ -186,7 +187,7 @@ def switch_command(current: str, target: str) -> str:
 
 
 def wait_command(cfg: HostConfig, version: str, rollback: tuple[str, str] | None) -> str:
-    url = f"http://{probe_address(cfg)}:{cfg.port}/api/version"
+    url = f"http://{host_port(probe_address(cfg), cfg.port)}/api/version"
     get = f"Invoke-RestMethod -UseBasicParsing -TimeoutSec 5 -Uri {ps_quote(url)}"
     lines = [
         f"$deadline = (Get-Date).AddSeconds({READY_TIMEOUT_S}); $ok = $false",
@@ -281,7 +282,7 @@ def pull_model(cfg: HostConfig, binary: str) -> None:
             f"{cfg.name}: model: the ollama deploy pulls ollama:// models; {ref.raw} is not one"
         )
     name = f"{ref.name}:{ref.tag}"
-    address = f"{probe_address(cfg)}:{cfg.port}"
+    address = host_port(probe_address(cfg), cfg.port)
     present = host.get_fact(WinOllamaModels, binary=binary, address=address)
     if present is not None and model_present(present, name):
         host.noop(f"model {name} is already pulled")

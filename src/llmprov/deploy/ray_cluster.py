@@ -8,10 +8,9 @@ from typing import Any
 from pyinfra.context import host
 from pyinfra.facts.files import File, FileContents
 from pyinfra.facts.server import Which
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from llmprov.core.cluster import (
-    FIREWALL_RULES,
     FIREWALL_UNIT,
     RAY_MARKER,
     RAY_UNIT,
@@ -116,20 +115,25 @@ def _wait_nodes(cfg: HostConfig, member: ClusterMember, changed: bool, timeout_s
 
 
 def _firewall(member: ClusterMember, changed: bool) -> list[Any]:
+    # Fail closed: Ray's unit requires the firewall unit, so without nft Ray would not start;
+    # install nftables where apt can, and stop the deploy with a reason where it cannot.
+    ops: list[Any] = []
     if not host.get_fact(Which, command="nft"):
-        host.noop(
-            f"nft is not installed: Ray's ports are left to the host's own firewall "
-            f"(the rules for them are in {FIREWALL_RULES})"
-        )
-        return []
+        if not host.get_fact(Which, command="apt-get"):
+            raise VllmDeployError(
+                f"{host.name}: cluster: nft is not installed and there is no apt-get to install "
+                "nftables; Ray's ports stay closed until it is (install nftables, then deploy again)"
+            )
+        ops.append(apt.packages(name="Install nftables (Ray's firewall)", packages=["nftables"]))
     return [
+        *ops,
         systemd.service(
             name=f"Load Ray firewall rules (peers: {', '.join(member.peers)})",
             service=FIREWALL_UNIT,
             running=True,
             enabled=True,
             restarted=changed,
-        )
+        ),
     ]
 
 

@@ -23,7 +23,7 @@ from llmprov.core.gpu import (
 from llmprov.core.layout import EngineLayout
 from llmprov.core.matrix_data import MatrixDataError
 from llmprov.core.render import Resolved
-from llmprov.core.render_plan import plan_host
+from llmprov.core.render.plan import plan_host
 from llmprov.core.resolve import NoCompatibleBuild, resolve
 from llmprov.core.vllm_env import (
     UV,

@@ -15,6 +15,7 @@ from llmprov.core.ollama_release import (
     parse_install_state,
     parse_model_list,
 )
+from llmprov.core.render import escape
 
 
 class OllamaInstallState(FactBase[InstallState]):
@@ -133,8 +134,8 @@ class BrewCaskVersion(FactBase[str | None]):
 
 
 def ps_quote(value: str) -> str:
-    """A PowerShell single-quoted string literal."""
-    return "'" + value.replace("'", "''") + "'"
+    """A PowerShell single-quoted string literal (typographic quotes doubled too)."""
+    return escape.powershell_quote(value, multiline=True)
 
 
 class WinOllamaInstallState(FactBase[InstallState]):

@@ -12,4 +12,4 @@ $ErrorActionPreference = 'Stop'
 [Environment]::SetEnvironmentVariable('OLLAMA_MAX_QUEUE', $null, 'Machine')
 [Environment]::SetEnvironmentVariable('OLLAMA_CONTEXT_LENGTH', $null, 'Machine')
 Remove-NetFirewallRule -Name 'llmprov-ollama' -ErrorAction SilentlyContinue
-New-NetFirewallRule -Name 'llmprov-ollama' -DisplayName 'Ollama (llmprov)' -Direction Inbound -Protocol TCP -LocalPort 11434 -Action Allow | Out-Null
+New-NetFirewallRule -Name 'llmprov-ollama' -DisplayName 'Ollama (llmprov)' -Direction Inbound -Protocol TCP -LocalPort 11434 -RemoteAddress '10.0.10.0/24' -Action Allow | Out-Null

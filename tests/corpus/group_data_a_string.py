@@ -1,0 +1,6 @@
+"""Group data given as a string instead of a mapping."""
+
+servers = (
+    ["edge-1", "edge-2"],
+    "engine: ollama",
+)

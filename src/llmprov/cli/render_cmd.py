@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from llmprov.cli.common import EXIT_BAD_INPUT, EXIT_OK, console, load_or_report, report_errors
+from llmprov.cli.common import (
+    ENGINE_HELP,
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    LIMIT_HELP,
+    console,
+    load_or_report,
+    report_errors,
+)
 from llmprov.core.cluster import plan_files
 from llmprov.core.render_compose import ComposeRenderError
 from llmprov.core.render_k8s import K8sRenderError, render_manifests, resolved_for_k8s
@@ -22,11 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "render", help="write the files a deploy would upload, per host, without connecting"
     )
     p.add_argument("inventory", help="a pyinfra inventory file")
-    p.add_argument(
-        "--engine", choices=["ollama", "vllm", "llamacpp"], help="override every host's engine"
-    )
+    p.add_argument("--engine", choices=["ollama", "vllm", "llamacpp"], help=ENGINE_HELP)
     p.add_argument("--out", required=True, help="folder to write DIR/<host>/<path on host> into")
-    p.add_argument("--limit", action="append", help="only this host (repeatable)")
+    p.add_argument("--limit", action="append", help=LIMIT_HELP)
     p.add_argument(
         "--k8s",
         action="store_true",

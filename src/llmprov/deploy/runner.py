@@ -88,14 +88,13 @@ class Progress(Protocol):
 
 
 def set_verbosity(verbose: int) -> None:
-    """0: pyinfra stays quiet (no host-key notices); 1: its info log; 2: its debug log."""
+    """0: pyinfra's errors only (no host-key notices); 1: its info log; 2: its debug log."""
     from pyinfra import logger
 
     if verbose <= 0:
-        # Without a handler, Python's last-resort handler would print pyinfra's warnings, such as
-        # "No host key for X found in known_hosts" on every first connection.
-        logger.setLevel(logging.CRITICAL + 1)
-        logger.propagate = False
+        # Python's last-resort handler prints pyinfra's warnings, such as "No host key for X found
+        # in known_hosts" on every first connection; its errors (a failed fact) still show.
+        logger.setLevel(logging.ERROR)
         return
     from pyinfra_cli.log import setup_logging
 
@@ -214,9 +213,18 @@ class PyinfraSession:
 
     def connect(self) -> list[str]:
         """Connect to every host; return one `unreachable` line per host that failed."""
-        # pyinfra raises when every host failed: each one's reason is recorded below.
-        with ctx_state.use(self.state), suppress(PyinfraError):
-            connect_all(self.state)
+        from pyinfra import logger
+
+        level = logger.level
+        if level >= logging.ERROR:
+            # Each failure becomes one `unreachable` line below, not pyinfra's log line as well.
+            logger.setLevel(logging.CRITICAL + 1)
+        try:
+            # pyinfra raises when every host failed: each one's reason is recorded below.
+            with ctx_state.use(self.state), suppress(PyinfraError):
+                connect_all(self.state)
+        finally:
+            logger.setLevel(level)
         self.connected = [h for h in self.hosts if h in self.state.active_hosts]
         lines: list[str] = []
         for h in self.hosts:
@@ -240,7 +248,11 @@ class PyinfraSession:
                 self.deploy(self.loaded.hosts[host.name])
             except Exception as exc:
                 # A host whose operations cannot be planned runs none of them; the others go on.
-                self.results[host.name].error = f"{type(exc).__name__}: {exc}"
+                why = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, PyinfraError) and "No hosts remaining" in str(exc):
+                    # pyinfra failed the host on a fact and logged which one, above.
+                    why = "a fact could not be read (pyinfra's error above)"
+                self.results[host.name].error = why
                 self.state.failed_hosts.add(host)
                 self.state.active_hosts.discard(host)
 

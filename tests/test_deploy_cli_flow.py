@@ -1,0 +1,200 @@
+"""`llmprov deploy`'s flow through pyinfra's API on @local: plan, confirm, execute, progress, JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmprov.cli.main import main
+from llmprov.cli.progress import LineProgress
+from llmprov.core.config import HostConfig
+from llmprov.deploy import engines
+from llmprov.deploy.runner import PyinfraSession
+from llmprov.inventory import load_inventory
+
+
+def _inventory(tmp_path: Path, extra: str = "") -> Path:
+    inv = tmp_path / "inv.py"
+    data = {"engine": "llamacpp", "model": "hf://a/b/c.gguf"}
+    inv.write_text(f"hosts = [('@local', {data!r})]\n{extra}")
+    return inv
+
+
+@pytest.fixture
+def toy_deploy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The engine deploy replaced by one that creates a marker file: a change pyinfra can plan."""
+    marker = tmp_path / "marker"
+
+    def deploy(cfg: HostConfig) -> None:
+        from pyinfra.operations import files
+
+        files.file(name=f"Create {marker.name}", path=str(marker), present=True)
+
+    monkeypatch.setattr(engines, "deploy_host", deploy)
+    return marker
+
+
+def test_dry_lists_the_planned_change_and_changes_nothing(
+    tmp_path: Path, toy_deploy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["deploy", str(_inventory(tmp_path)), "--dry"]) == 0
+    out = capsys.readouterr().out
+    assert "planned changes (dry run)" in out
+    assert "@local ~ Create marker" in out
+    assert not toy_deploy.exists()
+
+
+def test_without_yes_and_without_a_terminal_nothing_runs(
+    tmp_path: Path, toy_deploy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["deploy", str(_inventory(tmp_path)), "--no-smoke"]) == 1
+    captured = capsys.readouterr()
+    # The plan is shown before the refusal: the user sees what would have changed.
+    assert "@local ~ Create marker" in captured.out
+    assert "pass -y" in captured.err
+    assert not toy_deploy.exists()
+
+
+def test_yes_executes_with_a_line_per_operation_when_not_a_terminal(
+    tmp_path: Path, toy_deploy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["deploy", str(_inventory(tmp_path)), "-y", "--no-smoke"]) == 0
+    out = capsys.readouterr().out
+    assert toy_deploy.exists()
+    assert "@local: Create marker ..." in out
+    assert "@local: Create marker: ok (" in out
+
+
+def test_json_deploy_prints_one_object_with_the_operations(
+    tmp_path: Path, toy_deploy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["deploy", str(_inventory(tmp_path)), "-y", "--no-smoke", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema_version"] == 1 and doc["command"] == "deploy" and doc["ok"] is True
+    ops = doc["hosts"]["@local"]["operations"]
+    assert ops == [
+        {"name": "Create marker", "would_change": True, "changed": True, "success": True}
+    ]
+
+
+def test_second_run_plans_no_change_and_needs_no_prompt(
+    tmp_path: Path, toy_deploy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    toy_deploy.touch()
+    # No -y and no terminal: allowed, because nothing would change.
+    assert main(["deploy", str(_inventory(tmp_path)), "--no-smoke"]) == 0
+    assert "@local: no changes" in capsys.readouterr().out
+
+
+def test_session_reports_progress_and_reads_host_files(tmp_path: Path, toy_deploy: Path) -> None:
+    events: list[tuple[str, str, str]] = []
+
+    class Recorder:
+        def start(self, host: str, operation: str) -> None:
+            events.append(("start", host, operation))
+
+        def end(self, host: str, operation: str, ok: bool) -> None:
+            events.append(("ok" if ok else "failed", host, operation))
+
+    existing = tmp_path / "existing.txt"
+    existing.write_text("one\ntwo\n")
+    loaded = load_inventory(_inventory(tmp_path))
+    session = PyinfraSession(loaded, engines.deploy_host, progress=Recorder())
+    try:
+        assert session.connect() == []
+        plan = session.plan()
+        assert [op.name for op in plan.results["@local"].planned] == ["Create marker"]
+        assert events == []  # planning runs nothing
+        assert session.file_contents("@local", str(existing)) == ["one", "two"]
+        assert session.file_contents("@local", str(tmp_path / "absent")) is None
+        session.execute()
+    finally:
+        session.close()
+    assert events == [("start", "@local", "Create marker"), ("ok", "@local", "Create marker")]
+
+
+def test_line_progress_prints_start_and_end(capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    p = LineProgress(sys.stdout)
+    p.start("h1", "Build llama.cpp")
+    p.end("h1", "Build llama.cpp", False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "h1: Build llama.cpp ..."
+    assert lines[1].startswith("h1: Build llama.cpp: FAILED (") and lines[1].endswith("s)")
+
+
+def _unreachable_inventory(tmp_path: Path) -> Path:
+    inv = tmp_path / "inv.py"
+    # Nothing listens on loopback port 1: the connection is refused at once.
+    hosts: list[tuple[str, dict[str, Any]]] = [
+        ("ghost", {"ssh_hostname": "127.0.0.1", "ssh_port": 1, "engine": "llamacpp"}),
+        ("ghost-2", {"ssh_hostname": "127.0.0.1", "ssh_port": 1}),
+        ("gpu", {"ssh_hostname": "127.0.0.1", "ssh_port": 1, "engine": "vllm"}),
+    ]
+    for _, data in hosts:
+        data["model"] = "hf://a/b/c.gguf" if data.get("engine") != "vllm" else "hf://a/b"
+    inv.write_text(f"hosts = {hosts!r}\n")
+    return inv
+
+
+def test_unreachable_hosts_get_one_line_each_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inv = _unreachable_inventory(tmp_path)
+    assert main(["deploy", str(inv), "--engine", "llamacpp", "-y"]) == 1
+    err = capsys.readouterr().err
+    assert "ghost: unreachable: connection refused on 127.0.0.1:1" in err
+    assert "ghost-2: unreachable: connection refused on 127.0.0.1:1" in err
+    # The vllm host is left out, never contacted.
+    assert "gpu: runs vllm, not llamacpp" in err
+    assert "gpu: unreachable" not in err
+    assert "Traceback" not in err and "known_hosts" not in err
+
+
+def test_verify_unreachable_is_one_line_not_a_command_result(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inv = _unreachable_inventory(tmp_path)
+    assert main(["verify", str(inv), "--limit", "ghost", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert "ghost: unreachable: connection refused on 127.0.0.1:1" in captured.err
+    assert "CommandResult" not in captured.out + captured.err
+    doc = json.loads(captured.out)
+    assert doc["schema_version"] == 1 and doc["ok"] is False
+    assert doc["hosts"]["ghost"]["unreachable"].startswith("ghost: unreachable:")
+
+
+def test_check_unreachable_through_ssh_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inv = _unreachable_inventory(tmp_path)
+    # llamacpp listens on loopback by default: the check goes through an SSH tunnel, which fails.
+    assert main(["check", str(inv), "--limit", "ghost", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert "ghost: unreachable: connection refused on 127.0.0.1:1" in captured.err
+    doc = json.loads(captured.out)
+    assert doc["command"] == "check" and doc["hosts"]["ghost"]["ok"] is False
+
+
+def test_diff_shows_files_to_upload_with_secrets_masked(
+    tmp_path: Path, toy_deploy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "api-key.txt"
+    key.write_text("sk-very-secret-value\n")
+    inv = tmp_path / "inv.py"
+    data = {
+        "engine": "llamacpp",
+        "model": "hf://a/b/c.gguf",
+        "bind": "0.0.0.0",
+        "api_key_file": str(key),
+    }
+    inv.write_text(f"hosts = [('@local', {data!r})]\n")
+    assert main(["deploy", str(inv), "--dry", "--diff"]) == 0
+    out = capsys.readouterr().out
+    assert "sk-very-secret-value" not in out
+    assert "+++ /etc/llmprov/llamacpp.env (to upload)" in out
+    assert "********" in out

@@ -13,13 +13,10 @@ from llmprov.cli.common import (
     EXIT_OK,
     LIMIT_HELP,
     console,
-    err_console,
     load_or_report,
     new_table,
     print_json,
 )
-
-VERIFY_EXTRA_HINT = "llmprov verify needs pytest-testinfra: pip install 'llmprov[verify]'"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,11 +34,9 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_or_report(args.inventory, args.engine, args.limit)
     if loaded is None:
         return EXIT_BAD_INPUT
-    try:
-        import testinfra  # noqa: F401
-    except ImportError:
-        err_console.print(VERIFY_EXTRA_HINT, highlight=False)
-        return EXIT_BAD_INPUT
+    from llmprov.extras import require
+
+    require("testinfra")
     from llmprov.checks.host_verify import (
         connect_testinfra,
         readable_error,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pyinfra.api import deploy as pyinfra_deploy
+from pyinfra.api.deploy import deploy as pyinfra_deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.context import ctx_host, ctx_state, host, state
 

@@ -198,3 +198,16 @@ def test_diff_shows_files_to_upload_with_secrets_masked(
     assert "sk-very-secret-value" not in out
     assert "+++ /etc/llmprov/llamacpp.env (to upload)" in out
     assert "********" in out
+
+
+def test_verbose_shows_pyinfra_log_and_quiet_does_not(
+    tmp_path: Path, toy_deploy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inv = str(_inventory(tmp_path))
+    assert main(["deploy", inv, "--dry"]) == 0
+    assert "Connected" not in capsys.readouterr().err
+    assert main(["deploy", inv, "--dry", "-v"]) == 0
+    assert "Connected" in capsys.readouterr().err
+    # Back to quiet: -v in one run does not leak into the next.
+    assert main(["deploy", inv, "--dry"]) == 0
+    assert "Connected" not in capsys.readouterr().err

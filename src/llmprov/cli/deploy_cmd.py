@@ -62,9 +62,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def ops_table(run: DeployRun) -> Table:
+def ops_table(run: DeployRun, dry_run: bool = True) -> Table:
+    """The plan (`run.dry`: nothing executed yet) or the outcome, one row per host."""
+    plan_title = "planned changes (dry run)" if dry_run else "planned changes"
     table = new_table(
-        "planned changes (dry run)" if run.dry else f"deploy ({run.seconds:.1f}s)",
+        plan_title if run.dry else f"deploy ({run.seconds:.1f}s)",
         ["host", "result", "operations", "would change" if run.dry else "changed", "failed at"],
     )
     for r in run.results.values():
@@ -78,8 +80,8 @@ def ops_table(run: DeployRun) -> Table:
     return table
 
 
-def _print_plan(plan: DeployRun, diffs: dict[str, dict[str, str]]) -> None:
-    console.print(ops_table(plan))
+def _print_plan(plan: DeployRun, diffs: dict[str, dict[str, str]], dry_run: bool) -> None:
+    console.print(ops_table(plan, dry_run))
     for r in plan.results.values():
         if not r.connected:
             continue
@@ -177,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         plan = session.plan()
         diffs = _diffs(session, loaded) if args.diff else {}
         if not args.json:
-            _print_plan(plan, diffs)
+            _print_plan(plan, diffs, args.dry)
         if args.dry or not _confirm(args, plan):
             if args.json:
                 doc = _run_json(plan, args, loaded)

@@ -93,3 +93,21 @@ def test_check_url_takes_engine_as_bench_does(capsys: pytest.CaptureFixture[str]
     assert rc == 1 and doc["command"] == "check" and doc["ok"] is False
     assert main(["check", "--url", "http://127.0.0.1:1", "--model", "m"]) == 2
     assert "--engine" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("engine", "hosts"),
+    [
+        ("vllm", {"gpu-1", "gpu-2"}),
+        ("ollama", {"mac-studio", "@winrm/win-box", "edge-2"}),
+        ("llamacpp", {"edge-1"}),
+    ],
+)
+def test_render_writes_the_selected_hosts_only(
+    engine: str, hosts: set[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "r"
+    assert main(["render", str(CLIENT), "--engine", engine, "--out", str(out)]) == 0
+    assert all((out / h).is_dir() for h in hosts)
+    # `@winrm/win-box` is written as a folder in a folder; nothing else is there.
+    assert {p.name for p in out.iterdir()} == {h.split("/")[0] for h in hosts}

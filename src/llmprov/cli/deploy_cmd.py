@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         if not session.connected:
             err_console.print("[bold red]llmprov: no host could be reached[/]")
             if args.json:
-                print_json({**_run_json(session._collect(False), args, loaded), "ok": False})
+                print_json({**_run_json(session.plan(), args, loaded), "ok": False})
             return EXIT_FAILED
         plan = session.plan()
         diffs = _diffs(session, loaded) if args.diff else {}

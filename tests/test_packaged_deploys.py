@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import runpy
 import subprocess
 import sys
@@ -46,9 +45,17 @@ def _run(tmp_path: Path, data: dict[str, object], user_deploy: object) -> State:
 
 @pytest.mark.parametrize("engine", ["vllm", "ollama", "llamacpp"])
 def test_importing_outside_a_pyinfra_run_is_fine_and_calling_says_why_not(engine: str) -> None:
-    module = importlib.import_module(f"llmprov.deploys.{engine}")
-    with pytest.raises(PyinfraError, match="adds operations to a pyinfra run"):
-        module.deploy(port=9000)
+    # A fresh interpreter: other tests in this process leave pyinfra's context set.
+    code = (
+        f"from llmprov.deploys import {engine}\n"
+        "from pyinfra.api.exceptions import PyinfraError\n"
+        "try:\n"
+        f"    {engine}.deploy(port=9000)\n"
+        "except PyinfraError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "adds operations to a pyinfra run" in out.stdout, out.stderr
 
 
 def test_keyword_settings_win_over_host_data_and_are_validated(

@@ -99,6 +99,9 @@ def test_session_reports_progress_and_reads_host_files(tmp_path: Path, toy_deplo
         def end(self, host: str, operation: str, ok: bool) -> None:
             events.append(("ok" if ok else "failed", host, operation))
 
+        def output(self, host: str, line: str) -> None:
+            events.append(("output", host, line))
+
     existing = tmp_path / "existing.txt"
     existing.write_text("one\ntwo\n")
     loaded = load_inventory(_inventory(tmp_path))
@@ -211,3 +214,74 @@ def test_verbose_shows_pyinfra_log_and_quiet_does_not(
     # Back to quiet: -v in one run does not leak into the next.
     assert main(["deploy", inv, "--dry"]) == 0
     assert "Connected" not in capsys.readouterr().err
+
+
+def test_a_failed_operation_shows_the_tail_of_its_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def deploy(cfg: HostConfig) -> None:
+        from pyinfra.operations import server
+
+        server.shell(name="Build thing", commands=["echo '[ 50%] step one'; echo step two; exit 3"])
+
+    monkeypatch.setattr(engines, "deploy_host", deploy)
+    assert main(["deploy", str(_inventory(tmp_path)), "-y", "--no-smoke"]) == 1
+    out = capsys.readouterr().out
+    assert "@local: Build thing: FAILED (" in out
+    assert "@local:   [ 50%] step one\n@local:   step two" in out
+
+
+def test_command_output_reaches_progress_as_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def deploy(cfg: HostConfig) -> None:
+        from pyinfra.operations import server
+
+        server.shell(name="Download", commands=["echo '10 MB of 98 MB'; echo '98 MB of 98 MB'"])
+
+    monkeypatch.setattr(engines, "deploy_host", deploy)
+    seen: list[str] = []
+
+    class Steps:
+        def start(self, host: str, operation: str) -> None: ...
+
+        def end(self, host: str, operation: str, ok: bool) -> None: ...
+
+        def output(self, host: str, line: str) -> None:
+            seen.append(f"{host}|{line}")
+
+    session = PyinfraSession(
+        load_inventory(_inventory(tmp_path)), engines.deploy_host, progress=Steps()
+    )
+    try:
+        session.connect()
+        session.plan()
+        session.execute()
+    finally:
+        session.close()
+    assert seen == ["@local|10 MB of 98 MB", "@local|98 MB of 98 MB"]
+
+
+def test_line_progress_shows_the_latest_step_of_a_long_operation() -> None:
+    import io
+
+    buf = io.StringIO()
+    p = LineProgress(buf, every_s=0.0)
+    p.start("h1", "Build llama.cpp")
+    p.output("h1", "[ 45%] Building CXX object ggml.c.o")
+    p.end("h1", "Build llama.cpp", True)
+    lines = buf.getvalue().splitlines()
+    assert lines[1].startswith("h1: Build llama.cpp (") and lines[1].endswith(
+        "s): [ 45%] Building CXX object ggml.c.o"
+    )
+    assert len(lines) == 3  # no output tail after a success
+
+
+def test_split_prefixed_reads_pyinfra_styled_prefixes() -> None:
+    from llmprov.deploy.runner import split_prefixed
+
+    assert split_prefixed("\x1b[0m[\x1b[1mgpu-1\x1b[0m]   Collecting vllm") == (
+        "gpu-1",
+        "Collecting vllm",
+    )
+    assert split_prefixed("no prefix here") is None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -80,11 +82,25 @@ DeployFunc = Callable[[HostConfig], None]
 
 
 class Progress(Protocol):
-    """Told when each host starts and ends each operation, for a live view of a long deploy."""
+    """Told when each host starts and ends each operation, and each line its commands print, for
+    a live view of a long deploy (a build's current step, a download's bytes)."""
 
     def start(self, host: str, operation: str) -> None: ...
 
     def end(self, host: str, operation: str, ok: bool) -> None: ...
+
+    def output(self, host: str, line: str) -> None: ...
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# pyinfra prints a command's output line as `[host] line` (host.print_prefix, padded).
+_PREFIXED = re.compile(r"^\[(?P<host>[^\]]+)\]\s?(?:nested\s+)?(?P<line>.*)$", re.DOTALL)
+
+
+def split_prefixed(text: str) -> tuple[str, str] | None:
+    """(host, line) from a line pyinfra prints with a host prefix, or None for any other text."""
+    m = _PREFIXED.match(_ANSI.sub("", text))
+    return (m["host"], m["line"].strip()) if m else None
 
 
 def set_verbosity(verbose: int) -> None:
@@ -205,6 +221,7 @@ class PyinfraSession:
         if verbose >= 2:
             self.state.print_input = self.state.print_output = True
         self.state.add_callback_handler(_callbacks(self))
+        self.verbose = verbose
         self.results = {h.name: HostResult(h.name, connected=False) for h in self.hosts}
         self.connected: list[Any] = []
         self.executed = False
@@ -265,12 +282,24 @@ class PyinfraSession:
         self.executed = True
         if self.state.active_hosts:
             try:
-                run_ops(self.state)
+                with self._streaming_output():
+                    run_ops(self.state)
             except PyinfraError as exc:
                 # pyinfra stops once no host is left; each failed host's results are collected below.
                 if "No hosts remaining" not in str(exc):
                     raise
         return self._collect(executed=True)
+
+    def _streaming_output(self) -> AbstractContextManager[None]:
+        """Each line an operation's commands print goes to progress.output, not the terminal.
+
+        pyinfra prints command output through `echo` in pyinfra.connectors.util when the state
+        asks for it; that one name is swapped for the run. With -vv pyinfra prints it itself.
+        """
+        progress = self.progress
+        if progress is None or self.verbose >= 2:
+            return nullcontext()
+        return _routed_output(self.state, progress)
 
     def close(self) -> None:
         with ctx_state.use(self.state):
@@ -302,6 +331,28 @@ class PyinfraSession:
         return DeployRun(
             results=self.results, dry=not executed, seconds=time.monotonic() - self.started
         )
+
+
+@contextmanager
+def _routed_output(state: State, progress: Progress) -> Iterator[None]:
+    # The module pyinfra prints command output from; its `echo` is not part of its typed API.
+    connector_util: Any = importlib.import_module("pyinfra.connectors.util")
+    original = connector_util.echo
+
+    def echo(message: Any = None, **kwargs: Any) -> None:
+        found = split_prefixed(str(message))
+        if found is None:
+            original(message, **kwargs)
+        else:
+            progress.output(*found)
+
+    state.print_output = True
+    connector_util.echo = echo
+    try:
+        yield
+    finally:
+        connector_util.echo = original
+        state.print_output = False
 
 
 def run_pyinfra(

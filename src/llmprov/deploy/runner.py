@@ -107,6 +107,8 @@ def set_verbosity(verbose: int) -> None:
     """0: pyinfra's errors only (no host-key notices); 1: its info log; 2: its debug log."""
     from pyinfra import logger
 
+    # paramiko logs a failed handshake as well as raising it; the raise becomes our one line.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL + 1 if verbose <= 0 else logging.NOTSET)
     if verbose <= 0:
         # Python's last-resort handler prints pyinfra's warnings, such as "No host key for X found
         # in known_hosts" on every first connection; its errors (a failed fact) still show.

@@ -285,3 +285,19 @@ def test_split_prefixed_reads_pyinfra_styled_prefixes() -> None:
         "Collecting vllm",
     )
     assert split_prefixed("no prefix here") is None
+
+
+def test_host_key_notices_show_only_with_verbose(capsys: pytest.CaptureFixture[str]) -> None:
+    from pyinfra.connectors.sshuserclient.client import WarningPolicy
+
+    from llmprov.deploy.runner import set_verbosity
+
+    try:
+        set_verbosity(0)
+        WarningPolicy().missing_host_key(None, "10.0.0.5", None)
+        assert "known_hosts" not in capsys.readouterr().err
+        set_verbosity(1)
+        WarningPolicy().missing_host_key(None, "10.0.0.5", None)
+        assert "No host key for 10.0.0.5 found in known_hosts" in capsys.readouterr().err
+    finally:
+        set_verbosity(0)

@@ -21,6 +21,7 @@ from llmprov.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.table import Table
 
     from llmprov.deploy.runner import DeployRun, PyinfraSession
@@ -80,18 +81,20 @@ def ops_table(run: DeployRun, dry_run: bool = True) -> Table:
     return table
 
 
-def _print_plan(plan: DeployRun, diffs: dict[str, dict[str, str]], dry_run: bool) -> None:
-    console.print(ops_table(plan, dry_run))
+def _print_plan(
+    plan: DeployRun, diffs: dict[str, dict[str, str]], dry_run: bool, out: Console
+) -> None:
+    out.print(ops_table(plan, dry_run))
     for r in plan.results.values():
         if not r.connected:
             continue
         if not r.planned:
-            console.print(f"{r.host}: no changes")
+            out.print(f"{r.host}: no changes")
         for op in r.ops:
             mark = "[yellow]~[/]" if op.planned_change else " "
-            console.print(f"  {r.host} {mark} {op.name}", highlight=False)
+            out.print(f"  {r.host} {mark} {op.name}", highlight=False)
         for text in diffs.get(r.host, {}).values():
-            console.print(text, highlight=False, markup=False)
+            out.print(text, highlight=False, markup=False)
 
 
 def _diffs(session: PyinfraSession, loaded: LoadedInventory) -> dict[str, dict[str, str]]:
@@ -179,7 +182,9 @@ def run(args: argparse.Namespace) -> int:
         plan = session.plan()
         diffs = _diffs(session, loaded) if args.diff else {}
         if not args.json:
-            _print_plan(plan, diffs, args.dry)
+            _print_plan(plan, diffs, args.dry, console)
+        elif not (args.dry or args.yes):
+            _print_plan(plan, diffs, args.dry, err_console)  # what the question is about
         if args.dry or not _confirm(args, plan):
             if args.json:
                 doc = _run_json(plan, args, loaded)

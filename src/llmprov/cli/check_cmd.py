@@ -30,11 +30,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--engine",
         choices=("ollama", "vllm", "llamacpp"),
+        metavar="ENGINE",
         help="with an inventory: "
         + ENGINE_HELP
         + "; with --url: the server's engine, as for bench",
     )
-    parser.add_argument("--limit", action="append", help=LIMIT_HELP)
+    parser.add_argument("--limit", action="append", metavar="PATTERN", help=LIMIT_HELP)
     parser.add_argument("--url", help="server root URL (no /v1), e.g. http://host:8000")
     # Kept for scripts written before --engine took this role in --url mode.
     parser.add_argument("--api", choices=("openai", "ollama"), help=argparse.SUPPRESS)

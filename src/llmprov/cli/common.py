@@ -83,8 +83,8 @@ def load_or_report(
 
 
 ENGINE_HELP = (
-    "only hosts that run ENGINE, plus hosts that name no engine (they get ENGINE); "
-    "hosts naming another engine are left out"
+    "ollama, vllm or llamacpp: only hosts that run ENGINE, plus hosts that name no engine "
+    "(they get ENGINE); hosts naming another engine are left out"
 )
 LIMIT_HELP = (
     "only these hosts: host or group names, globs (gpu-*), comma lists; repeatable, as in pyinfra"

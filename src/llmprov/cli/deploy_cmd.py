@@ -38,8 +38,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     p.add_argument("inventory")
-    p.add_argument("--engine", choices=["ollama", "vllm", "llamacpp"], help=ENGINE_HELP)
-    p.add_argument("--limit", action="append", help=LIMIT_HELP)
+    p.add_argument(
+        "--engine", choices=["ollama", "vllm", "llamacpp"], metavar="ENGINE", help=ENGINE_HELP
+    )
+    p.add_argument("--limit", action="append", metavar="PATTERN", help=LIMIT_HELP)
     p.add_argument(
         "--dry", action="store_true", help="show the planned changes per host, then stop"
     )

@@ -30,9 +30,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "render", help="write the files a deploy would upload, per host, without connecting"
     )
     p.add_argument("inventory", help="a pyinfra inventory file")
-    p.add_argument("--engine", choices=["ollama", "vllm", "llamacpp"], help=ENGINE_HELP)
+    p.add_argument(
+        "--engine", choices=["ollama", "vllm", "llamacpp"], metavar="ENGINE", help=ENGINE_HELP
+    )
     p.add_argument("--out", required=True, help="folder to write DIR/<host>/<path on host> into")
-    p.add_argument("--limit", action="append", help=LIMIT_HELP)
+    p.add_argument("--limit", action="append", metavar="PATTERN", help=LIMIT_HELP)
     p.add_argument(
         "--k8s",
         action="store_true",

@@ -21,8 +21,10 @@ from llmprov.inventory import InventoryError, load_inventory
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("validate", help="validate an inventory without connecting to any host")
     p.add_argument("inventory")
-    p.add_argument("--engine", choices=["ollama", "vllm", "llamacpp"], help=ENGINE_HELP)
-    p.add_argument("--limit", action="append", help=LIMIT_HELP)
+    p.add_argument(
+        "--engine", choices=["ollama", "vllm", "llamacpp"], metavar="ENGINE", help=ENGINE_HELP
+    )
+    p.add_argument("--limit", action="append", metavar="PATTERN", help=LIMIT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object (see README)")
     p.set_defaults(func=run)
 

@@ -24,8 +24,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "verify", help="check deployed hosts with pytest-testinfra over the inventory's connections"
     )
     p.add_argument("inventory")
-    p.add_argument("--engine", choices=["ollama", "vllm", "llamacpp"], help=ENGINE_HELP)
-    p.add_argument("--limit", action="append", help=LIMIT_HELP)
+    p.add_argument(
+        "--engine", choices=["ollama", "vllm", "llamacpp"], metavar="ENGINE", help=ENGINE_HELP
+    )
+    p.add_argument("--limit", action="append", metavar="PATTERN", help=LIMIT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object (see README)")
     p.set_defaults(func=run)
 

@@ -95,3 +95,16 @@ def test_a_missing_extra_gets_a_one_line_hint(argv: list[str], module: str, extr
     assert out.returncode == 2, out.stderr
     assert f"pip install 'llmprov[{extra}]'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_ctrl_c_ends_with_one_line_and_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmprov.cli import validate_cmd
+
+    def interrupted(args: argparse.Namespace) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(validate_cmd, "run", interrupted)
+    assert cli_main.main(["validate", "inventories/client.py"]) == 130
+    assert capsys.readouterr().err == "llmprov: interrupted\n"

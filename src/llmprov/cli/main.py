@@ -11,6 +11,7 @@ from llmprov import __version__
 
 # As cli.common has it; not imported from there, which would load rich and pydantic for --help.
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 # Each module exposes `register(subparsers)`; the parser it adds sets `func(args) -> int`.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
@@ -76,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MissingExtra as exc:
         print(f"llmprov: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        # A deploy stopped part-way: pyinfra leaves each host as far as it got; rerunning resumes.
+        print("llmprov: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return code
 
 

@@ -301,3 +301,23 @@ def test_host_key_notices_show_only_with_verbose(capsys: pytest.CaptureFixture[s
         assert "No host key for 10.0.0.5 found in known_hosts" in capsys.readouterr().err
     finally:
         set_verbosity(0)
+
+
+def test_check_a_host_that_is_down_is_one_line_without_the_readiness_wait(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "key"
+    key.write_text("k\n")
+    inv = tmp_path / "inv.py"
+    data = {
+        # .invalid never resolves (RFC 6761): the host is down as far as the controller knows.
+        "ssh_hostname": "no-such-host.invalid",
+        "engine": "vllm",
+        "model": "hf://a/b",
+        "bind": "0.0.0.0",
+        "api_key_file": str(key),
+    }
+    inv.write_text(f"hosts = [('far', {data!r})]\n")
+    assert main(["check", str(inv), "--ready-timeout", "600"]) == 1
+    err = capsys.readouterr().err
+    assert "far: unreachable: host name not resolved on no-such-host.invalid:8000" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,7 @@ def positive_float(text: str) -> float:
 
 def _run_inventory(args: argparse.Namespace) -> int:
     from llmprov.checks.after_deploy import prove
-    from llmprov.checks.endpoint import EndpointError
+    from llmprov.checks.endpoint import EndpointError, direct_address, host_down
     from llmprov.cli.common import load_or_report
     from llmprov.core.unreachable import connect_address, unreachable_line, unreachable_reason
 
@@ -160,6 +161,17 @@ def _run_inventory(args: argparse.Namespace) -> int:
     hosts: dict[str, Any] = {}
     for name, cfg in loaded.hosts.items():
         data = loaded.host_data[name]
+        direct = direct_address(cfg, data)
+        down = host_down(*direct) if direct is not None else None
+        if direct is not None and down is not None:
+            errnos = [down.errno] + ([errno.ETIMEDOUT] if isinstance(down, TimeoutError) else [])
+            reason = unreachable_reason(str(down), errnos)
+            host = f"[{direct[0]}]" if ":" in direct[0] else direct[0]
+            line = unreachable_line(name, reason, f"{host}:{direct[1]}")
+            print(line, file=sys.stderr)
+            hosts[name] = {"ok": False, "unreachable": line}
+            failed.append(name)
+            continue
         try:
             proof = prove(cfg, data, run_bench=False, ready_timeout_s=args.ready_timeout)
         except EndpointError as exc:  # the SSH tunnel to a loopback-only server did not open

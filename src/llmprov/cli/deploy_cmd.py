@@ -192,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
                 doc = _run_json(plan, args, loaded)
                 for name, files in diffs.items():
                     doc["hosts"][name]["diffs"] = files
-                print_json({**doc, "ok": plan.ok})
+                # A refused question is a run that did not do its job.
+                print_json({**doc, "ok": bool(args.dry and plan.ok)})
             return EXIT_OK if args.dry and plan.ok else EXIT_FAILED
         with progress:
             result = session.execute()

@@ -321,3 +321,17 @@ def test_check_a_host_that_is_down_is_one_line_without_the_readiness_wait(
     assert main(["check", str(inv), "--ready-timeout", "600"]) == 1
     err = capsys.readouterr().err
     assert "far: unreachable: host name not resolved on no-such-host.invalid:8000" in err
+
+
+def test_verify_on_a_reachable_host_runs_its_checks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # This controller runs no engine: every check fails, but the host is reached, not "unreachable".
+    assert main(["verify", str(_inventory(tmp_path)), "--json"]) == 1
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    host = doc["hosts"]["@local"]
+    assert host["unreachable"] is None
+    assert host["checks"][0]["name"] == "service user exists"
+    assert "unreachable" not in captured.err
+    assert "CommandResult" not in captured.out

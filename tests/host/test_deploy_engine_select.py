@@ -76,3 +76,37 @@ def test_engine_selects_the_reachable_linux_host_and_leaves_the_others_out(
     assert "known_hosts" not in out.stderr
     assert "gpu-1: runs vllm, not llamacpp" in out.stderr
     assert harness.run(sandbox_host, ["test", "-e", UNIT]).returncode == 0
+
+    # The same selection for check and verify; the deployed server answers.
+    check = subprocess.run(
+        [_llmprov(), "check", str(inventory), "--engine", "llamacpp", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert list(json.loads(check.stdout)["hosts"]) == [name]
+    verify = subprocess.run(
+        [_llmprov(), "verify", str(inventory), "--engine", "llamacpp", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    verified = json.loads(verify.stdout)
+    assert list(verified["hosts"]) == [name] and verified["hosts"][name]["unreachable"] is None
+
+    # Deployed once, a second plan uploads nothing and installs nothing: no file differs.
+    again = subprocess.run(
+        [_llmprov(), "deploy", str(inventory), "--engine", "llamacpp", "--dry", "--diff"],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=1800,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    planned = [line for line in again.stdout.splitlines() if line.strip().startswith(f"{name} ~")]
+    assert not any("Upload" in line or "User " in line for line in planned), planned
+    assert "--- " not in again.stdout  # no file differs

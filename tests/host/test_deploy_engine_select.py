@@ -53,7 +53,7 @@ def test_engine_selects_the_reachable_linux_host_and_leaves_the_others_out(
             "--engine",
             "llamacpp",
             "-y",
-            "--no-smoke",
+            "--no-bench",
             "--json",
         ],
         capture_output=True,
@@ -71,6 +71,8 @@ def test_engine_selects_the_reachable_linux_host_and_leaves_the_others_out(
         "@winrm/win-1": "runs ollama, not llamacpp",
     }
     assert any(op["changed"] for op in doc["hosts"][name]["operations"])
+    smoke = doc["hosts"][name]["checks"]
+    assert smoke["ok"] is True and all(step["ok"] for step in smoke["smoke"]), smoke
     # The others were never contacted: no unreachable line, no host-key notice either.
     assert "unreachable" not in out.stderr
     assert "known_hosts" not in out.stderr

@@ -1,6 +1,9 @@
-"""pyinfra entry: `pyinfra INVENTORY deploys/llamacpp.py` deploys llamacpp as `llmprov deploy --engine llamacpp` does."""
+"""pyinfra entry: `pyinfra INVENTORY deploys/llamacpp.py` deploys llamacpp as `llmprov deploy --engine llamacpp` does.
 
-from llmprov.deploy.engines import deploy_host
-from llmprov.deploy.pyinfra_entry import current_host_config
+A thin wrapper of the packaged deploy; your own deploy file can call it with settings:
+`from llmprov.deploys import llamacpp; llamacpp.deploy(port=...)`.
+"""
 
-deploy_host(current_host_config(engine="llamacpp"))
+from llmprov.deploys import llamacpp
+
+llamacpp.deploy()

@@ -1,6 +1,9 @@
-"""pyinfra entry: `pyinfra INVENTORY deploys/ollama.py` deploys ollama as `llmprov deploy --engine ollama` does."""
+"""pyinfra entry: `pyinfra INVENTORY deploys/ollama.py` deploys ollama as `llmprov deploy --engine ollama` does.
 
-from llmprov.deploy.engines import deploy_host
-from llmprov.deploy.pyinfra_entry import current_host_config
+A thin wrapper of the packaged deploy; your own deploy file can call it with settings:
+`from llmprov.deploys import ollama; ollama.deploy(port=...)`.
+"""
 
-deploy_host(current_host_config(engine="ollama"))
+from llmprov.deploys import ollama
+
+ollama.deploy()

@@ -1,6 +1,9 @@
-"""pyinfra entry: `pyinfra INVENTORY deploys/vllm.py` deploys vllm as `llmprov deploy --engine vllm` does."""
+"""pyinfra entry: `pyinfra INVENTORY deploys/vllm.py` deploys vllm as `llmprov deploy --engine vllm` does.
 
-from llmprov.deploy.engines import deploy_host
-from llmprov.deploy.pyinfra_entry import current_host_config
+A thin wrapper of the packaged deploy; your own deploy file can call it with settings:
+`from llmprov.deploys import vllm; vllm.deploy(port=...)`.
+"""
 
-deploy_host(current_host_config(engine="vllm"))
+from llmprov.deploys import vllm
+
+vllm.deploy()

@@ -5,7 +5,8 @@ The state file is $LLMPROV_SANDBOX_STATE, else $LLMPROV_CACHE/sandbox/state.json
 `llmprov sandbox up`, `llmprov deploy inventories/sandbox.py -y` and `llmprov verify` on it.
 
 llama.cpp is the sandbox's engine because it serves this model on two CPU cores seconds after it
-starts; `engine="vllm"` (vLLM on the CPU) or `--engine vllm` works here too, more slowly.
+starts; `engine="vllm"` below (vLLM on the CPU) works here too, more slowly. (`--engine vllm`
+selects hosts that run vLLM or name no engine; these hosts name llama.cpp.)
 """
 
 import os

@@ -35,7 +35,7 @@ pip_install() {
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   pip_install --upgrade pip
   # torch 2.13.0 (CPU) for `models convert` comes from this machine's local wheels (pip's find-links).
-  pip_install -e '.[test,convert]'
+  pip_install -e '.[test,convert,chart,verify,hf]'
   .venv/bin/python -c "import llmprov, pyinfra, testinfra, torch, transformers"
   touch "$stamp"
 fi

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 from llmprov.core.config import HostConfig
+from llmprov.core.host_selection import InventoryHost, select_hosts
 from llmprov.core.validate import ControllerFiles, FieldError, validate_clusters, validate_host
 from llmprov.core.values import check_host_name
 
@@ -27,6 +28,8 @@ class LoadedInventory:
     inventory: Any  # pyinfra.api.Inventory
     hosts: dict[str, HostConfig]
     host_data: dict[str, dict[str, Any]]
+    # Hosts --engine left out (their data names another engine), with why; never contacted.
+    left_out: dict[str, str] = field(default_factory=dict)
 
 
 def controller_files(base: Path) -> ControllerFiles:
@@ -161,12 +164,14 @@ def load_inventory(
     hosts: dict[str, HostConfig] = {}
     host_data: dict[str, dict[str, Any]] = {}
     errors: list[FieldError] = []
-    names = [h.name for h in inventory]
-    if limit:
-        missing = [n for n in limit if n not in names]
-        errors.extend(FieldError(n, "--limit", "no such host in the inventory") for n in missing)
-        names = [n for n in names if n in limit]
-    if not names and not errors:
+    selection = select_hosts(
+        [InventoryHost(h.name, tuple(h.groups), h.data.dict().get("engine")) for h in inventory],
+        engine=engine_override,
+        limit=limit,
+    )
+    errors.extend(selection.errors)
+    names = selection.selected
+    if not len(inventory) and not errors:
         errors.append(FieldError(str(path), "hosts", "the inventory defines no hosts"))
     for host in inventory:
         if host.name not in names:
@@ -176,7 +181,9 @@ def load_inventory(
             errors.append(data)
             continue
         host_data[host.name] = data
-        result = validate_host(host.name, data, files, engine_override, str(path.resolve().parent))
+        result = validate_host(
+            host.name, data, files, selection.overrides.get(host.name), str(path.resolve().parent)
+        )
         if isinstance(result, list):
             errors.extend(result)
         else:
@@ -187,4 +194,10 @@ def load_inventory(
     errors.extend(cluster_errors)
     if errors:
         raise InventoryError(errors)
-    return LoadedInventory(path=path, inventory=inventory, hosts=hosts, host_data=host_data)
+    return LoadedInventory(
+        path=path,
+        inventory=inventory,
+        hosts=hosts,
+        host_data=host_data,
+        left_out=selection.left_out,
+    )

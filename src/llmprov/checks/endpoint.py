@@ -50,6 +50,31 @@ def ssh_tunnel_argv(
     return [*argv, "-L", f"127.0.0.1:{local_port}:{host}:{remote_port}", str(target)]
 
 
+def direct_address(cfg: HostConfig, data: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The (address, port) the controller dials for a server it reaches without SSH, else None."""
+    if cfg.bind.startswith(LOOPBACK) and not cfg.name.startswith("@local"):
+        return None
+    address = (
+        str(data.get("ssh_hostname") or cfg.name) if cfg.bind in ("0.0.0.0", "::") else cfg.bind
+    )
+    return address, cfg.port
+
+
+def host_down(address: str, port: int, timeout_s: float = 5.0) -> OSError | None:
+    """The error when the host itself cannot be reached (no route, timeout, unknown name).
+
+    A refused connection is not one: the host answered, and its server may still be starting,
+    which the smoke check's readiness wait is for.
+    """
+    try:
+        with socket.create_connection((address, port), timeout_s):
+            return None
+    except ConnectionRefusedError:
+        return None
+    except OSError as exc:
+        return exc
+
+
 @contextlib.contextmanager
 def endpoint(cfg: HostConfig, data: Mapping[str, Any], timeout_s: float = 15.0) -> Iterator[str]:
     """Yield a base URL for the host's server; tunnel through SSH when it only listens locally."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -9,6 +11,10 @@ from typing import Any
 
 from llmprov.core.config import HostConfig
 from llmprov.core.layout import EngineLayout, model_path
+from llmprov.core.unreachable import unreachable_reason
+
+# OpenSSH exits 255 when it cannot connect or log in; a remote command's own codes stay below.
+SSH_FAILED = 255
 
 
 @dataclass(frozen=True)
@@ -50,11 +56,51 @@ def _probe(cfg: HostConfig, path: str) -> str:
     return f"bash -c {shlex.quote(inner)}"
 
 
+def _literal(text: str | None) -> str:
+    if text is None:
+        return ""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+_QUOTED = r"(b?'(?:[^'\\]|\\.)*'|b?\"(?:[^\"\\]|\\.)*\")"
+
+
+def readable_error(exc: BaseException) -> str:
+    """An exception as one readable line: testinfra's "CommandResult(backend=<...>)" text becomes
+    the command, its exit code and its stderr."""
+    text = str(exc)
+    if "CommandResult(" not in text:
+        return f"{type(exc).__name__}: {text}"
+    code = re.search(r"exit_status=(-?\d+)", text)
+    command = re.search(r"command=" + _QUOTED, text)
+    stderr = re.search(r"_stderr=" + _QUOTED, text)
+    err = _literal(stderr.group(1) if stderr else None).strip().splitlines()
+    return (
+        f"`{_literal(command.group(1) if command else None)}` exited "
+        f"{code.group(1) if code else '?'}" + (f": {err[-1]}" if err else "")
+    )
+
+
+def unreachable(host: Any) -> str | None:
+    """Why a testinfra host cannot be reached (a few words), or None when a no-op command runs."""
+    try:
+        out = host.run("true")
+    except Exception as exc:  # the backend could not even start the command
+        return unreachable_reason(readable_error(exc))
+    if out.rc == SSH_FAILED or (out.rc != 0 and not out.stdout):
+        return unreachable_reason(out.stderr or f"exit {out.rc}")
+    return None
+
+
 def _check(name: str, fn: Callable[[], tuple[bool, str]]) -> Check:
     try:
         ok, detail = fn()
     except Exception as exc:  # a check that errors is a failed check with the reason shown
-        return Check(name, False, f"{type(exc).__name__}: {exc}")
+        return Check(name, False, readable_error(exc))
     return Check(name, ok, detail)
 
 

@@ -181,6 +181,10 @@ def run_pull(args: argparse.Namespace) -> int:
         ref = parse_model_ref(args.ref, args.sha256)
         if isinstance(ref, OllamaRef):
             raise PullPlanError(f"{ref.raw}: ollama:// models are pulled by Ollama on the host")
+        if isinstance(ref, HuggingFaceRef):
+            from llmprov.extras import require
+
+            require("huggingface_hub")  # the `hf` extra; a hint naming it when absent
         token = _token(args.token_file)
         endpoint = _endpoint()
         with RichReport(err_console) as report:
@@ -210,6 +214,10 @@ def _source(args: argparse.Namespace, report: Report) -> tuple[Path, str]:
     from llmprov.cache import cache_root
     from llmprov.convert.fetch import fetch_model
 
+    if args.src.startswith("hf://"):
+        from llmprov.extras import require
+
+        require("huggingface_hub")  # the `hf` extra; a hint naming it when absent
     if "://" not in args.src:
         path = Path(args.src).expanduser()
         stem = path.stem if path.suffix == ".gguf" else path.name

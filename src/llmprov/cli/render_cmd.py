@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path, PurePosixPath
 
-from llmprov.cli.common import EXIT_BAD_INPUT, EXIT_OK, console, load_or_report, report_errors
+from llmprov.cli.common import (
+    ENGINE_HELP,
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    LIMIT_HELP,
+    console,
+    load_or_report,
+    report_errors,
+)
 from llmprov.core.cluster import plan_files
 from llmprov.core.render.compose import ComposeRenderError
 from llmprov.core.render.k8s import K8sRenderError, render_manifests, resolved_for_k8s
@@ -23,10 +31,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("inventory", help="a pyinfra inventory file")
     p.add_argument(
-        "--engine", choices=["ollama", "vllm", "llamacpp"], help="override every host's engine"
+        "--engine", choices=["ollama", "vllm", "llamacpp"], metavar="ENGINE", help=ENGINE_HELP
     )
     p.add_argument("--out", required=True, help="folder to write DIR/<host>/<path on host> into")
-    p.add_argument("--limit", action="append", help="only this host (repeatable)")
+    p.add_argument("--limit", action="append", metavar="PATTERN", help=LIMIT_HELP)
     p.add_argument(
         "--k8s",
         action="store_true",

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
 
-from rich.table import Table
-
-from llmprov.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, console, load_or_report
+from llmprov.cli.common import (
+    ENGINE_HELP,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    LIMIT_HELP,
+    console,
+    load_or_report,
+    new_table,
+    print_json,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -14,8 +24,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "verify", help="check deployed hosts with pytest-testinfra over the inventory's connections"
     )
     p.add_argument("inventory")
-    p.add_argument("--engine", choices=["ollama", "vllm", "llamacpp"])
-    p.add_argument("--limit", action="append")
+    p.add_argument(
+        "--engine", choices=["ollama", "vllm", "llamacpp"], metavar="ENGINE", help=ENGINE_HELP
+    )
+    p.add_argument("--limit", action="append", metavar="PATTERN", help=LIMIT_HELP)
+    p.add_argument("--json", action="store_true", help="print one JSON object (see README)")
     p.set_defaults(func=run)
 
 
@@ -23,23 +36,58 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_or_report(args.inventory, args.engine, args.limit)
     if loaded is None:
         return EXIT_BAD_INPUT
-    from llmprov.checks.host_verify import Check, connect_testinfra, verify_host
+    from llmprov.extras import require
 
-    table = Table(title=f"verify {args.inventory}")
-    for col in ("host", "check", "result", "detail"):
-        table.add_column(col)
+    require("testinfra")
+    from llmprov.checks.host_verify import (
+        connect_testinfra,
+        readable_error,
+        unreachable,
+        verify_host,
+    )
+    from llmprov.core.unreachable import connect_address, unreachable_line
+
+    table = new_table(f"verify {args.inventory}", ["host", "check", "result", "detail"])
     failed_hosts: list[str] = []
+    hosts: dict[str, Any] = {}
     for name, cfg in loaded.hosts.items():
+        data = loaded.host_data[name]
         try:
-            checks = verify_host(cfg, connect_testinfra(name, loaded.host_data[name]))
-        except Exception as exc:  # unreachable host: one failed row, the others still run
-            checks = [Check("connect", False, f"{type(exc).__name__}: {exc}")]
+            target = connect_testinfra(name, data)
+            why = unreachable(target)
+        except Exception as exc:  # a host testinfra cannot even describe is unreachable too
+            why = readable_error(exc)
+        if why is not None:
+            line = unreachable_line(name, why, connect_address(name, data))
+            print(line, file=sys.stderr)
+            hosts[name] = {"ok": False, "unreachable": line, "checks": []}
+            failed_hosts.append(name)
+            continue
+        checks = verify_host(cfg, target)
         for c in checks:
             table.add_row(name, c.name, "[green]ok[/]" if c.ok else "[red]FAIL[/]", c.detail)
-        if not all(c.ok for c in checks):
+        ok = all(c.ok for c in checks)
+        hosts[name] = {
+            "ok": ok,
+            "unreachable": None,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+        }
+        if not ok:
             failed_hosts.append(name)
-    console.print(table)
-    if failed_hosts:
-        console.print(f"[red]failed: {', '.join(failed_hosts)}[/]")
-        return EXIT_FAILED
-    return EXIT_OK
+    if args.json:
+        print_json(
+            {
+                "command": "verify",
+                "inventory": args.inventory,
+                "engine": args.engine,
+                "left_out": loaded.left_out,
+                "ok": not failed_hosts,
+                "hosts": hosts,
+            }
+        )
+    else:
+        if table.row_count:
+            console.print(table)
+        if failed_hosts:
+            console.print(f"[red]failed: {', '.join(failed_hosts)}[/]")
+    return EXIT_FAILED if failed_hosts else EXIT_OK

@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "llmprov.cli.sandbox_cmd",
     "llmprov.cli.models_cmd",
     "llmprov.cli.matrix_cmd",
+    "llmprov.cli.advise_cmd",
 )
 
 

@@ -1,0 +1,91 @@
+"""Commands advise runs on a host (stop the other engines, read memory) and parsers of their output."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from llmprov.core.layout import EngineLayout
+
+
+class ProbeOutputError(ValueError):
+    """Output of a probe command that does not have the expected shape."""
+
+
+def unit_of(engine: str) -> str:
+    return EngineLayout(engine).unit_name
+
+
+def stop_command(units: Sequence[str], disable: bool = False) -> str:
+    """Stop (and disable) each unit that exists; a unit never deployed is not an error."""
+    verb = "disable --now" if disable else "stop"
+    lines = [
+        f"if systemctl cat {shlex.quote(u)} >/dev/null 2>&1; then systemctl {verb} {shlex.quote(u)}; fi"
+        for u in units
+    ]
+    return " && ".join(lines) if lines else "true"
+
+
+def start_command(unit: str) -> str:
+    return f"systemctl start {shlex.quote(unit)}"
+
+
+def memory_command(unit: str) -> str:
+    """`PID RSS_KB` per process in the unit's cgroup (cgroup v2, as on Debian 12 and later)."""
+    cg = f"$(systemctl show -p ControlGroup --value {shlex.quote(unit)})"
+    return (
+        f'cg={cg}; [ -n "$cg" ] || exit 3; '
+        'for p in $(cat "/sys/fs/cgroup$cg/cgroup.procs"); do '
+        "r=$(awk '/^VmRSS:/{print $2}' /proc/$p/status 2>/dev/null) && "
+        '[ -n "$r" ] && echo "$p $r"; done; true'
+    )
+
+
+def parse_memory(lines: Iterable[str]) -> tuple[list[int], int]:
+    """(pids, RSS in bytes summed) from `memory_command` output."""
+    pids: list[int] = []
+    total_kb = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ProbeOutputError(f"expected 'PID RSS_KB', got {line!r}")
+        pids.append(int(parts[0]))
+        total_kb += int(parts[1])
+    if not pids:
+        raise ProbeOutputError("the unit has no running process")
+    return pids, total_kb * 1024
+
+
+GPU_MEMORY_COMMAND = (
+    "command -v nvidia-smi >/dev/null || exit 0; "
+    "nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits"
+)
+
+
+def parse_gpu_memory(lines: Iterable[str], pids: Iterable[int]) -> float | None:
+    """MiB of GPU memory held by `pids`, from nvidia-smi's `pid, used_memory` CSV; None when
+    none of them holds any (or there is no nvidia-smi)."""
+    wanted = set(pids)
+    total = 0.0
+    found = False
+    for line in lines:
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise ProbeOutputError(f"expected 'pid, used_memory', got {line!r}")
+        if int(parts[0]) in wanted:
+            try:
+                total += float(parts[1])
+            except ValueError:
+                raise ProbeOutputError(f"used_memory is not a number in {line!r}") from None
+            found = True
+    return total if found else None
+
+
+def is_standin(version_body: Mapping[str, Any]) -> bool:
+    """llmprov's Ollama test stand-in says so in its /api/version answer; Ollama does not."""
+    return "standin" in version_body

@@ -1,0 +1,245 @@
+"""`llmprov advise` on real hosts: each candidate engine deployed and measured alone, then applied.
+
+Per host, per engine in turn: the other candidates' units are stopped, the engine is deployed
+through the ordinary deploy (its own unit and port, the model converted to its format), its unit
+is stopped and started again to time a cold start to the first token, the workload is replayed
+by concurrency level, and the unit's memory is read before it is stopped for the next engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pyinfra.api.command import StringCommand
+from pyinfra.api.config import Config
+from pyinfra.api.connect import connect_all, disconnect_all
+from pyinfra.api.state import State
+from pyinfra.context import ctx_state
+
+from llmprov.checks import bench
+from llmprov.checks.advise_load import first_token_after, replay
+from llmprov.checks.after_deploy import HostProof, prove
+from llmprov.checks.endpoint import endpoint
+from llmprov.core.advise.probe import (
+    GPU_MEMORY_COMMAND,
+    ProbeOutputError,
+    is_standin,
+    memory_command,
+    parse_gpu_memory,
+    parse_memory,
+    start_command,
+    stop_command,
+    unit_of,
+)
+from llmprov.core.advise.recommend import Hardware
+from llmprov.core.advise.report import EngineMeasurement
+from llmprov.core.advise.slo import Slo
+from llmprov.core.advise.workload import WorkloadRequest
+from llmprov.core.config import HostConfig
+from llmprov.deploy.engines import deploy_host
+from llmprov.deploy.runner import DeployFailed, run_pyinfra
+from llmprov.inventory import LoadedInventory, load_inventory, load_pyinfra_inventory
+
+Progress = Callable[[str], None]
+
+
+class HostCommandError(Exception):
+    """A command advise ran on a host failed; the message names the host and the command."""
+
+
+@dataclass(frozen=True)
+class AdvisePlan:
+    inventory: Path
+    engines: tuple[str, ...]
+    workload: Sequence[WorkloadRequest]
+    concurrencies: tuple[int, ...]
+    # Requests per concurrency level.
+    requests: int
+    slo: Slo
+    users: int | None = None
+    # Bound on an engine's start, unit start to first token (vLLM on the CPU takes minutes).
+    ready_timeout_s: float = 900.0
+    request_timeout_s: float = 300.0
+    level_time_limit_s: float = 600.0
+
+
+def load_for(path: Path, engine: str, host: str) -> LoadedInventory:
+    """The inventory, one host, its engine replaced: the configuration of one candidate."""
+    return load_inventory(path, engine_override=engine, limit=[host])
+
+
+def hardware_of(cfg: HostConfig) -> Hardware:
+    return Hardware(
+        os=cfg.os, arch=cfg.settings.arch, gpu_vendor=cfg.gpu.vendor, gpu_count=cfg.gpu.count
+    )
+
+
+@contextlib.contextmanager
+def host_shell(loaded: LoadedInventory, name: str) -> Iterator[Callable[[str], str]]:
+    """A connection to one host through pyinfra's connector (the deploy's own SSH settings);
+    yields run(command) -> stdout, run as root."""
+    logging.getLogger("pyinfra").setLevel(logging.WARNING)
+    inventory = load_pyinfra_inventory(loaded.path)
+    target = [h for h in inventory if h.name == name]
+    state = State(check_for_changes=False)
+    state.init(inventory, Config(), initial_limit=target)
+    with ctx_state.use(state):
+        connect_all(state)
+    if not target or target[0] not in state.active_hosts:
+        raise HostCommandError(f"{name}: could not connect")
+    host = target[0]
+    sudo = str(loaded.host_data[name].get("ssh_user", "root")) != "root"
+
+    def run(command: str) -> str:
+        ok, output = host.run_shell_command(StringCommand(command), _sudo=sudo)
+        if not ok:
+            raise HostCommandError(f"{name}: `{command}` failed: {output.stderr.strip()}")
+        return str(output.stdout)
+
+    try:
+        yield run
+    finally:
+        with ctx_state.use(state):
+            disconnect_all(state)
+
+
+def _bench_config(cfg: HostConfig, plan: AdvisePlan) -> bench.BenchConfig:
+    return bench.BenchConfig(
+        model=cfg.served_model_name,
+        concurrencies=plan.concurrencies,
+        requests=plan.requests,
+        max_tokens=max(r.max_tokens for r in plan.workload),
+        ignore_eos=bench.engine_accepts_ignore_eos(cfg.engine),
+        api_key=cfg.api_key,
+        request_timeout_s=plan.request_timeout_s,
+        level_time_limit_s=plan.level_time_limit_s,
+    )
+
+
+def _standin(url: str, cfg: HostConfig) -> bool:
+    if cfg.engine != "ollama":
+        return False
+    with httpx.Client(base_url=url, timeout=30.0) as client:
+        body = client.get("/api/version").json()
+    return isinstance(body, dict) and is_standin(body)
+
+
+def measure_engine(
+    plan: AdvisePlan, host: str, engine: str, progress: Progress
+) -> EngineMeasurement:
+    """Deploy `engine` alone on `host` and measure it; a failure becomes the measurement's error."""
+    try:
+        loaded = load_for(plan.inventory, engine, host)
+        cfg, data = loaded.hosts[host], loaded.host_data[host]
+        unit = unit_of(engine)
+        others = [unit_of(e) for e in plan.engines if e != engine]
+        with host_shell(loaded, host) as run:
+            run(stop_command(others))
+        progress(f"{host}: deploying {engine}")
+        deployed = run_pyinfra(loaded, deploy_host)
+        if not deployed.ok:
+            return EngineMeasurement(
+                engine=engine, error=f"deploy failed: {deployed.results[host].error}"
+            )
+        config = _bench_config(cfg, plan)
+        with endpoint(cfg, data) as url, host_shell(loaded, host) as run:
+            progress(f"{host}: {engine}: cold start")
+            run(stop_command([unit]))
+            cold = _cold_start(url, config, plan, lambda: run(start_command(unit)))
+            standin = _standin(url, cfg)
+            progress(f"{host}: {engine}: replaying the workload at {plan.concurrencies}")
+            levels = asyncio.run(_replay(url, config, plan.workload))
+            pids, rss = parse_memory(run(memory_command(unit)).splitlines())
+            gpu = parse_gpu_memory(run(GPU_MEMORY_COMMAND).splitlines(), pids)
+            run(stop_command([unit]))
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        return EngineMeasurement(
+            engine=engine,
+            standin=standin,
+            cold_start_s=cold,
+            rss_bytes=rss,
+            gpu_memory_mib=gpu,
+            results=bench.level_results(engine, url, config, levels, stamp),
+        )
+    except (
+        DeployFailed,
+        HostCommandError,
+        ProbeOutputError,
+        bench.BenchError,
+        TimeoutError,
+        httpx.HTTPError,
+        OSError,
+    ) as exc:
+        return EngineMeasurement(engine=engine, error=f"{type(exc).__name__}: {exc}")
+
+
+def _cold_start(
+    url: str, config: bench.BenchConfig, plan: AdvisePlan, start: Callable[[], object]
+) -> float:
+    async def go() -> float:
+        async with bench.open_async_client(url, 1, plan.ready_timeout_s) as client:
+            since = time.perf_counter()
+            await asyncio.to_thread(start)
+            return await first_token_after(
+                client, config, plan.workload[0].messages, since, plan.ready_timeout_s
+            )
+
+    return asyncio.run(go())
+
+
+async def _replay(
+    url: str, config: bench.BenchConfig, workload: Sequence[WorkloadRequest]
+) -> dict[int, list[Any]]:
+    async with bench.open_async_client(
+        url, max(config.concurrencies), config.request_timeout_s
+    ) as client:
+        return await replay(client, config, workload)
+
+
+@dataclass
+class Applied:
+    host: str
+    engine: str
+    lines: list[str]
+    proof: HostProof | None
+
+    @property
+    def ok(self) -> bool:
+        return self.proof is not None and self.proof.ok
+
+
+def apply_choice(
+    path: Path, host: str, engine: str, candidates: Sequence[str], progress: Progress
+) -> Applied:
+    """Deploy `engine` for good, stop and disable the other candidates' units, then prove it.
+
+    The other engines' files stay on the host: llmprov has no uninstall yet, so they are only
+    stopped and disabled, and the report says so.
+    """
+    loaded = load_for(path, engine, host)
+    others = [e for e in candidates if e != engine]
+    lines = []
+    with host_shell(loaded, host) as run:
+        run(stop_command([unit_of(e) for e in others], disable=True))
+    lines += [
+        f"{host}: {unit_of(e)} stopped and disabled (its files remain: no uninstall yet)"
+        for e in others
+    ]
+    progress(f"{host}: deploying {engine} for good")
+    deployed = run_pyinfra(loaded, deploy_host)
+    if not deployed.ok:
+        lines.append(f"{host}: deploying {engine} failed: {deployed.results[host].error}")
+        return Applied(host, engine, lines, None)
+    proof = prove(loaded.hosts[host], loaded.host_data[host])
+    verdict = "passed" if proof.ok else f"failed: {proof.error or 'smoke check failed'}"
+    lines.append(f"{host}: {engine} deployed and enabled; smoke and throughput check {verdict}")
+    return Applied(host, engine, lines, proof)

@@ -30,7 +30,9 @@ from llmprov.core.advise.workload import (
     parse_workload,
     synthetic_requests,
 )
+from llmprov.core.bench_stats import result_to_line
 from llmprov.core.config import ENGINES
+from llmprov.core.layout import safe_name
 from llmprov.core.validate import FieldError
 from llmprov.inventory import InventoryError, load_inventory
 
@@ -118,6 +120,13 @@ def write_report(report: AdviseReport, out: Path) -> list[Path]:
     paths = [out / name for name in REPORT_FILES]
     for path, text in zip(paths, texts, strict=True):
         path.write_text(text, encoding="utf-8")
+    # The raw records too, in `llmprov bench --json`'s format, so `bench compare` reads them.
+    for host in report.hosts:
+        for engine in host.engines:
+            if engine.results:
+                path = out / f"bench-{safe_name(host.host)}-{engine.engine}.jsonl"
+                path.write_text("".join(map(result_to_line, engine.results)), encoding="utf-8")
+                paths.append(path)
     return paths
 
 

@@ -198,8 +198,15 @@ def report_to_html(report: AdviseReport) -> str:
         body.append("<h2>Applied</h2><ul>")
         body += [f"<li>{escape(line)}</li>" for line in report.applied]
         body.append("</ul>")
-    # The record itself rides along, so the page alone is the whole report.
-    record = escape(report_to_json(report))
+    # The record itself rides along, so the page alone is the whole report. A script element's
+    # text is not HTML-unescaped, so the JSON goes in raw with <, > and & as JSON escapes: no
+    # `</script>` can end it early.
+    record = (
+        report_to_json(report)
+        .replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+    )
     body.append(f'<script type="application/json" id="advise-report">{record}</script>')
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

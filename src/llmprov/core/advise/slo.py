@@ -40,8 +40,15 @@ class Slo:
         return ",".join(f"{o.key}={_format_ms(o.limit_ms)}" for o in self.objectives)
 
 
+def _plain(value: float) -> str:
+    """A decimal without exponent, trailing zeros dropped: what parse_slo reads back."""
+    return f"{value:.6f}".rstrip("0").rstrip(".")
+
+
 def _format_ms(value: float) -> str:
-    return f"{value / 1000:g}s" if value >= 1000 and value % 100 == 0 else f"{value:g}ms"
+    return (
+        f"{_plain(value / 1000)}s" if value >= 1000 and value % 100 == 0 else f"{_plain(value)}ms"
+    )
 
 
 def parse_slo(text: str) -> Slo:

@@ -125,6 +125,10 @@ def test_html_is_self_contained_with_a_chart_per_metric_and_the_slo_drawn() -> N
         ]  # fmt: skip
         assert all(len(line.attrib["points"].split()) == 4 for line in lines)
     assert [len(c.findall(f"{ns}line[@class='slo']")) for c in charts] == [0, 1, 1]
+    # The stand-in's line is dashed, the engines' are solid.
+    assert ["stroke-dasharray" in line.attrib for line in charts[0].findall(f"{ns}polyline")] == [
+        False, False, True,
+    ]  # fmt: skip
     assert 'Figures marked "test stand-in" come from llmprov\'s test stand-in for Ollama' in page
     # The record rides along, and reads back as the same report.
     record = re.search(

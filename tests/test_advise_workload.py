@@ -62,13 +62,13 @@ def test_sharegpt_array_takes_the_prompt_up_to_the_first_human_turn_and_sizes_th
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('{"messages": []}', "sg.jsonl:1: \"messages\" must be a non-empty list"),
+        ('{"messages": []}', 'sg.jsonl:1: "messages" must be a non-empty list'),
         ("not json", "sg.jsonl:1: not JSON"),
         ('{"prompt": "x"}', 'sg.jsonl:1: expected an OpenAI chat request ("messages")'),
         ('\n{"messages": [{"role": "user"}]}', "sg.jsonl:2: messages[0] needs"),
         ('{"messages": [{"role": "user", "content": "x"}], "max_tokens": 0}', "max_tokens must"),
         ('{"messages": [{"role": "user", "content": "x"}], "max_tokens": true}', "max_tokens"),
-        ('{"conversations": [{"from": "bot", "value": "x"}]}', 'unknown "from" \'bot\''),
+        ('{"conversations": [{"from": "bot", "value": "x"}]}', "unknown \"from\" 'bot'"),
         ("[1]", "sg.jsonl: item 0: expected a JSON object"),
         ("\n\n", "sg.jsonl: no requests"),
     ],

@@ -39,6 +39,8 @@ class Series:
     label: str
     colour: str
     points: tuple[tuple[int, float], ...]
+    # Drawn dashed: figures that are not the engine's own (the Ollama test stand-in).
+    dashed: bool = False
 
 
 def _fmt(value: float) -> str:
@@ -121,8 +123,9 @@ def line_chart(
         )
     for index, s in enumerate(series):
         coords = " ".join(f"{px(level):.1f},{py(value):.1f}" for level, value in s.points)
+        dash = ' stroke-dasharray="3 3"' if s.dashed else ""
         parts.append(
-            f'<polyline class="series" fill="none" stroke="{s.colour}" stroke-width="2" '
+            f'<polyline class="series" fill="none" stroke="{s.colour}" stroke-width="2"{dash} '
             f'points="{coords}"><title>{escape(s.label)}</title></polyline>'
         )
         parts += [
@@ -151,7 +154,7 @@ def _series(engines: Sequence[EngineReport], value: Metric) -> list[Series]:
             if (v := value(r)) is not None
         )
         if points:
-            out.append(Series(e.label, COLOURS[index % len(COLOURS)], points))
+            out.append(Series(e.label, COLOURS[index % len(COLOURS)], points, e.standin))
     return out
 
 

@@ -130,13 +130,7 @@ def recommend(
         best = simpler
     elif simpler is None and len(ranked) > 1:
         runner_up = next(o for o in ranked if o is not best)
-        assert runner_up.goodput is not None
-        reasons.append(
-            f"{best.engine} outperforms {runner_up.engine} by more than the {SMALL_GAP:.0%} a "
-            "simpler engine may give up"
-            if _simplicity(runner_up.engine) < _simplicity(best.engine)
-            else f"{best.engine} is also the simpler engine to run"
-        )
+        reasons.append(_why_not_simpler(best, runner_up, users))
     if hardware.no_gpu:
         reasons.append("no GPU: chosen between the CPU engines by measurement")
     reasons.append(f"recommended: {best.engine}")
@@ -159,3 +153,20 @@ def _simpler_close_enough(
         and o.goodput.output_tokens_per_s >= floor
     ]
     return min(candidates, key=lambda o: _simplicity(o.engine), default=None)
+
+
+def _why_not_simpler(best: EngineOutcome, other: EngineOutcome, users: int | None) -> str:
+    assert best.goodput is not None and other.goodput is not None
+    if _simplicity(other.engine) > _simplicity(best.engine):
+        return f"{best.engine} is also the simpler engine to run"
+    needed = users or best.goodput.concurrency
+    if other.goodput.concurrency < needed:
+        return (
+            f"{other.engine} is simpler to run but meets the SLO only up to concurrency "
+            f"{other.goodput.concurrency}, short of "
+            + (f"{users} users" if users else f"{best.engine}'s {needed}")
+        )
+    return (
+        f"{best.engine} outperforms {other.engine} by more than the {SMALL_GAP:.0%} a simpler "
+        "engine may give up"
+    )

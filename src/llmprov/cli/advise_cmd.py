@@ -93,7 +93,7 @@ def engine_list(text: str) -> tuple[str, ...]:
     unknown = [e for e in engines if e not in ENGINES]
     if unknown or not engines:
         raise argparse.ArgumentTypeError(
-            f"unknown engine(s) {', '.join(unknown) or text!r}; choose from {', '.join(ENGINES)}"
+            f"unknown engine(s) {', '.join(unknown) or repr(text)}; choose from {', '.join(ENGINES)}"
         )
     if len(set(engines)) != len(engines):
         raise argparse.ArgumentTypeError(f"engines repeat in {text!r}")
@@ -101,7 +101,9 @@ def engine_list(text: str) -> tuple[str, ...]:
 
 
 def _error(message: str) -> int:
-    Console(stderr=True).print(Text(f"llmprov advise: error: {message}", style="red"))
+    Console(stderr=True).print(
+        Text(f"llmprov advise: error: {message}", style="red"), soft_wrap=True
+    )
     return EXIT_BAD_INPUT
 
 

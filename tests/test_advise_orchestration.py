@@ -1,0 +1,137 @@
+"""advise's per-host loop with the host and the network replaced: what it runs, in which order."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from standins.openai_app import OpenAIStandIn
+
+import llmprov.deploy.advise as advise
+from llmprov.checks import bench
+from llmprov.checks.after_deploy import HostProof
+from llmprov.checks.smoke import SmokeReport
+from llmprov.core.advise.slo import parse_slo
+from llmprov.core.advise.workload import LengthRange, SyntheticSpec, synthetic_requests
+from llmprov.deploy.runner import DeployRun, HostResult
+
+MEMORY = "101 204800\n102 1048576\n"
+GPU = "102, 1536\n999, 77\n"
+
+
+class FakeHost:
+    """Records commands and deploys; answers the memory and GPU probes."""
+
+    def __init__(self, deploy_fails: set[str] | None = None) -> None:
+        self.log: list[str] = []
+        self.deploy_fails = deploy_fails or set()
+
+    @contextlib.contextmanager
+    def shell(self, loaded: Any, name: str) -> Iterator[Any]:
+        def run(command: str) -> str:
+            self.log.append(command)
+            if "cgroup.procs" in command:
+                return MEMORY
+            if "nvidia-smi" in command:
+                return GPU
+            return ""
+
+        yield run
+
+    def deploy(self, loaded: Any, deploy: Any) -> DeployRun:
+        ((name, cfg),) = loaded.hosts.items()
+        self.log.append(f"deploy {cfg.engine}")
+        failed = cfg.engine in self.deploy_fails
+        result = HostResult(name, connected=True, error="boom" if failed else None)
+        return DeployRun({name: result}, dry=False, seconds=1.0)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[FakeHost, OpenAIStandIn, Path]:
+    host = FakeHost()
+    server = OpenAIStandIn()
+    monkeypatch.setattr(advise, "host_shell", host.shell)
+    monkeypatch.setattr(advise, "run_pyinfra", host.deploy)
+
+    @contextlib.contextmanager
+    def endpoint(cfg: Any, data: Any) -> Iterator[str]:
+        yield "http://llm.test"
+
+    def client(
+        url: str, concurrency: int, timeout_s: float = 300.0, transport: Any = None
+    ) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=url, transport=server.async_transport())
+
+    monkeypatch.setattr(advise, "endpoint", endpoint)
+    monkeypatch.setattr(bench, "open_async_client", client)
+    inv = tmp_path / "inv.py"
+    inv.write_text(
+        "hosts = [('box-1', {'engine': 'llamacpp', 'model': 'hf://org/repo/m.gguf',"
+        " 'served_model_name': 'smollm2'})]\n"
+    )
+    return host, server, inv
+
+
+def plan(inv: Path, engines: tuple[str, ...]) -> advise.AdvisePlan:
+    workload = synthetic_requests(SyntheticSpec(LengthRange(8, 8), LengthRange(4, 6), 5))
+    return advise.AdvisePlan(inv, engines, workload, (1, 2), 3, parse_slo("ttft_p99=5s"))
+
+
+def test_each_engine_is_measured_alone_after_a_cold_start(
+    fake: tuple[FakeHost, OpenAIStandIn, Path],
+) -> None:
+    host, server, inv = fake
+    measured = advise.measure_engine(plan(inv, ("vllm", "llamacpp")), "box-1", "llamacpp", print)
+    assert measured.error is None, measured.error
+    # The other candidate stopped, this one deployed, stopped, started cold, measured, stopped.
+    assert host.log[0].startswith("if systemctl cat llmprov-vllm.service")
+    assert host.log[1] == "deploy llamacpp"
+    assert "systemctl stop llmprov-llamacpp.service" in host.log[2]
+    assert host.log[3] == "systemctl start llmprov-llamacpp.service"
+    assert "cgroup.procs" in host.log[4] and "nvidia-smi" in host.log[5]
+    assert "systemctl stop llmprov-llamacpp.service" in host.log[6]
+    assert measured.rss_bytes == (204800 + 1048576) * 1024
+    assert measured.gpu_memory_mib == 1536
+    assert measured.cold_start_s is not None and measured.cold_start_s >= 0
+    assert [r.concurrency for r in measured.results] == [1, 2]
+    assert all(r.stats.succeeded == 3 and r.engine == "llamacpp" for r in measured.results)
+    # Cold-start probe (one token), warm-up, then 3 requests per level.
+    assert len(server.chat_bodies) == 1 + 1 + 6
+    assert server.chat_bodies[0]["max_tokens"] == 1
+
+
+def test_a_failed_deploy_is_the_engines_error_and_measures_nothing(
+    fake: tuple[FakeHost, OpenAIStandIn, Path],
+) -> None:
+    host, server, inv = fake
+    host.deploy_fails = {"vllm"}
+    measured = advise.measure_engine(plan(inv, ("vllm", "llamacpp")), "box-1", "vllm", print)
+    assert measured.error == "deploy failed: boom"
+    assert measured.results == [] and server.chat_bodies == []
+
+
+def test_apply_stops_and_disables_the_others_then_deploys_and_proves_the_winner(
+    fake: tuple[FakeHost, OpenAIStandIn, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host, _, inv = fake
+    proved: list[str] = []
+
+    def prove(cfg: Any, data: Any) -> HostProof:
+        proved.append(cfg.engine)
+        return HostProof(cfg.name, "http://llm.test", SmokeReport(()), [])
+
+    monkeypatch.setattr(advise, "prove", prove)
+    applied = advise.apply_choice(inv, "box-1", "llamacpp", ("vllm", "llamacpp", "ollama"), print)
+    assert applied.ok and proved == ["llamacpp"]
+    assert "systemctl disable --now llmprov-vllm.service" in host.log[0]
+    assert "systemctl disable --now ollama.service" in host.log[0]
+    assert host.log[1] == "deploy llamacpp"
+    assert applied.lines == [
+        "box-1: llmprov-vllm.service stopped and disabled (its files remain: no uninstall yet)",
+        "box-1: ollama.service stopped and disabled (its files remain: no uninstall yet)",
+        "box-1: llamacpp deployed and enabled; smoke and throughput check passed",
+    ]

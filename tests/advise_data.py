@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmprov.core.advise.report import EngineMeasurement
+from llmprov.core.advise.report import EngineMeasurement, RateLevel
 from llmprov.core.bench_stats import BenchResult, Latency, LevelStats
 
 
@@ -45,12 +45,17 @@ def measured(
     curve: dict[int, tuple[float, float, float]],
     standin: bool = False,
     cold_start_s: float = 3.5,
+    rates: dict[float, tuple[float, float, float]] | None = None,
 ) -> EngineMeasurement:
-    """`curve`: level -> (tokens/s, TTFT p99 ms, TPOT p99 ms)."""
+    """`curve`: level -> (tokens/s, TTFT p99 ms, TPOT p99 ms); `rates` the same by request rate."""
     return EngineMeasurement(
         engine=engine,
         standin=standin,
         cold_start_s=cold_start_s,
         rss_bytes=512 * 2**20,
         results=[result(engine, level, stats(*figures)) for level, figures in curve.items()],
+        rate_levels=[
+            RateLevel(request_rate=rate, stats=stats(*figures))
+            for rate, figures in (rates or {}).items()
+        ],
     )

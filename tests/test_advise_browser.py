@@ -57,10 +57,11 @@ def test_report_loads_without_console_errors_and_draws_its_charts(tmp_path: Path
     dumped = chromium(page, tmp_path / "profile-dom", "--dump-dom")
     assert console_messages(dumped.stderr) == []
     dom = dumped.stdout
-    # The DOM as the browser built it: three charts, each with a line per measured engine.
-    assert dom.count("<svg") == 3
-    assert dom.count("<polyline") == 9
-    assert dom.count('class="slo"') == 2
+    # The DOM as the browser built it: three charts by concurrency with a line per measured
+    # engine, one by request rate with a line per engine measured so.
+    assert dom.count("<svg") == 4
+    assert dom.count("<polyline") == 3 * 3 + 2
+    assert dom.count('class="slo"') == 3
     assert "Recommendation: vllm" in dom
 
     shot = tmp_path / "advise.png"

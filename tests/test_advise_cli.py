@@ -95,6 +95,19 @@ def test_engine_list_is_checked(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("rates", "message"),
+    [("1,x", "expected numbers"), ("0,1", "must be positive"), ("nan", "must be positive"),
+     ("1,1.0", "request rates repeat")],
+)  # fmt: skip
+def test_rate_list_is_checked(
+    tmp_path: Path, workload: Path, rates: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        advise(str(inventory(tmp_path, LINUX)), "--workload", str(workload), "--rates", rates)
+    assert message in capsys.readouterr().err
+
+
 def test_from_report_writes_json_markdown_html_and_the_raw_records(tmp_path: Path) -> None:
     source = tmp_path / "in.json"
     source.write_text(report_to_json(sample_report()))

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from standins.openai_app import OpenAIStandIn
 
-from llmprov.checks.advise_load import first_token_after, replay
+from llmprov.checks.advise_load import (
+    arrival_offsets,
+    first_token_after,
+    replay,
+    replay_rates,
+)
 from llmprov.checks.bench import BenchConfig, BenchError, open_async_client
 from llmprov.core.advise.workload import LengthRange, SyntheticSpec, synthetic_requests
 
@@ -92,3 +100,42 @@ def test_cold_start_gives_up_after_its_timeout() -> None:
 
     with pytest.raises(TimeoutError, match=r"no token within 0\.5 s"):
         asyncio.run(go())
+
+
+@given(count=st.integers(0, 200), rate=st.floats(0.01, 1000), seed=st.integers(0, 99))
+def test_arrivals_start_at_zero_never_go_back_and_repeat_per_seed(
+    count: int, rate: float, seed: int
+) -> None:
+    offsets = arrival_offsets(count, rate, seed)
+    assert len(offsets) == count
+    assert offsets[:1] in ([], [0.0])
+    assert all(b >= a for a, b in itertools.pairwise(offsets))
+    assert offsets == arrival_offsets(count, rate, seed)
+
+
+def test_arrivals_average_the_rate() -> None:
+    offsets = arrival_offsets(4001, 20.0, seed=1)
+    assert offsets[-1] / 4000 == pytest.approx(1 / 20.0, rel=0.06)
+    with pytest.raises(ValueError, match="must be positive"):
+        arrival_offsets(3, 0.0, 1)
+
+
+def test_a_rate_level_starts_requests_on_their_clock_whatever_is_in_flight() -> None:
+    # Each answer takes ~0.3 s; at 50 requests/s the next arrives long before: an open loop
+    # has many in flight where a concurrency level of 1 would have one.
+    server = OpenAIStandIn(ttft_s=0.3)
+    config = BenchConfig(model="smollm2", concurrencies=(1,), requests=6)
+
+    async def go() -> dict[float, list[object]]:
+        async with open_async_client(
+            "http://llm.test", 6, transport=server.async_transport()
+        ) as client:
+            return await replay_rates(client, config, WORKLOAD, [50.0, 100.0], first=2)  # type: ignore[return-value]
+
+    runs = asyncio.run(go())
+    assert sorted(runs) == [50.0, 100.0]
+    assert [len(r) for r in runs.values()] == [6, 6]
+    assert server.max_in_flight >= 3
+    assert [b["messages"] for b in server.chat_bodies[:6]] == [
+        WORKLOAD[(2 + i) % 9].messages for i in range(6)
+    ]

@@ -76,16 +76,20 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[FakeHost, Ope
     return host, server, inv
 
 
-def plan(inv: Path, engines: tuple[str, ...]) -> advise.AdvisePlan:
+def plan(inv: Path, engines: tuple[str, ...], rates: tuple[float, ...] = ()) -> advise.AdvisePlan:
     workload = synthetic_requests(SyntheticSpec(LengthRange(8, 8), LengthRange(4, 6), 5))
-    return advise.AdvisePlan(inv, engines, workload, (1, 2), 3, parse_slo("ttft_p99=5s"))
+    return advise.AdvisePlan(
+        inv, engines, workload, (1, 2), 3, parse_slo("ttft_p99=5s"), rates=rates
+    )
 
 
 def test_each_engine_is_measured_alone_after_a_cold_start(
     fake: tuple[FakeHost, OpenAIStandIn, Path],
 ) -> None:
     host, server, inv = fake
-    measured = advise.measure_engine(plan(inv, ("vllm", "llamacpp")), "box-1", "llamacpp", print)
+    measured = advise.measure_engine(
+        plan(inv, ("vllm", "llamacpp"), rates=(20.0, 10.0)), "box-1", "llamacpp", print
+    )
     assert measured.error is None, measured.error
     # The other candidate stopped, this one deployed, stopped, started cold, measured, stopped.
     assert host.log[0].startswith("if systemctl cat llmprov-vllm.service")
@@ -99,8 +103,12 @@ def test_each_engine_is_measured_alone_after_a_cold_start(
     assert measured.cold_start_s is not None and measured.cold_start_s >= 0
     assert [r.concurrency for r in measured.results] == [1, 2]
     assert all(r.stats.succeeded == 3 and r.engine == "llamacpp" for r in measured.results)
-    # Cold-start probe (one token), warm-up, then 3 requests per level.
-    assert len(server.chat_bodies) == 1 + 1 + 6
+    assert [(r.request_rate, r.stats.succeeded) for r in measured.rate_levels] == [
+        (10.0, 3),
+        (20.0, 3),
+    ]
+    # Cold-start probe (one token), warm-up, then 3 requests per level and per rate.
+    assert len(server.chat_bodies) == 1 + 1 + 6 + 6
     assert server.chat_bodies[0]["max_tokens"] == 1
 
 

@@ -27,6 +27,8 @@ from llmprov.core.advise.slo import parse_slo
 SLO = parse_slo("ttft_p99=2s,tpot_p99=100ms")
 LLAMACPP = {1: (30.0, 200, 30), 2: (55.0, 400, 35), 4: (90.0, 900, 60), 8: (100.0, 2600, 95)}
 VLLM = {1: (20.0, 500, 45), 2: (38.0, 600, 48), 4: (70.0, 800, 52), 8: (120.0, 1100, 70)}
+LLAMACPP_RATES = {0.5: (20.0, 300, 30), 1.0: (40.0, 900, 40), 2.0: (60.0, 2500, 80)}
+VLLM_RATES = {0.5: (18.0, 500, 45), 1.0: (36.0, 700, 48), 2.0: (70.0, 1200, 60)}
 OLLAMA = {1: (25.0, 300, 40), 2: (45.0, 500, 45), 4: (80.0, 900, 60), 8: (140.0, 1000, 60)}
 
 
@@ -35,8 +37,8 @@ def sample_report(applied: list[str] | None = None) -> AdviseReport:
         "box-1",
         Hardware(),
         [
-            measured("llamacpp", LLAMACPP),
-            measured("vllm", VLLM, cold_start_s=62.0),
+            measured("llamacpp", LLAMACPP, rates=LLAMACPP_RATES),
+            measured("vllm", VLLM, cold_start_s=62.0, rates=VLLM_RATES),
             measured("ollama", OLLAMA, standin=True),
             EngineMeasurement(engine="vllm-broken", error="deploy failed: no wheel"),
         ],
@@ -50,6 +52,7 @@ def sample_report(applied: list[str] | None = None) -> AdviseReport:
         slo=str(SLO),
         users=6,
         concurrencies=[1, 2, 4, 8],
+        request_rates=[0.5, 1.0, 2.0],
         hosts=[host],
         applied=applied or [],
     )
@@ -65,6 +68,8 @@ def test_figures_follow_the_records() -> None:
     assert llama.first_miss.reasons == ["ttft_p99 2600ms > 2s"]
     assert (vllm.goodput.concurrency, vllm.goodput.output_tokens_per_s) == (8, 120.0)
     assert vllm.first_miss is None
+    # By request rate: llama.cpp's TTFT misses at 2/s, vLLM meets the SLO at every rate.
+    assert (llama.goodput_rate, vllm.goodput_rate, ollama.goodput_rate) == (1.0, 2.0, None)
     assert llama.knee_metric == "ttft_p99"
     assert llama.knee_concurrency == 4
     assert ollama.label == f"ollama ({STANDIN_LABEL})"
@@ -96,10 +101,13 @@ def test_markdown_shows_the_recommendation_reasons_and_every_level() -> None:
     )
     assert f"| ollama ({STANDIN_LABEL}) | 8 | 8 | 0 | 140.0 |" in md
     assert (
-        "| llamacpp | 3.5 s | 512 MiB | – | 4 | 90.0 | 4 (ttft_p99) | 8: ttft_p99 2600ms > 2s |"
-        in md
-    )
-    assert "| vllm-broken | – | – | – | – | – | – (ttft_p99) | deploy failed: no wheel |" in md
+        "| llamacpp | 3.5 s | 512 MiB | – | 4 | 90.0 | 4 (ttft_p99) | 1 req/s "
+        "| 8: ttft_p99 2600ms > 2s |"
+    ) in md
+    assert "| vllm-broken | – | – | – | – | – | – (ttft_p99) | – | deploy failed: no wheel |" in md
+    assert "Request rates: 0.5, 1, 2 /s." in md
+    # By request rate: E2E p99 is TTFT p99 + 32 × TPOT p99 in the sample data.
+    assert "| vllm | 2 | 8 | 0 | 70.0 | 1200 | 60.0 | 3120 |" in md
     assert "## Applied" in md
 
 
@@ -114,17 +122,22 @@ def test_html_is_self_contained_with_a_chart_per_metric_and_the_slo_drawn() -> N
     assert "<link" not in page and "@import" not in page
     ns = "{http://www.w3.org/2000/svg}"
     charts = _svgs(page)
-    # Throughput, then TTFT p99 and TPOT p99 (the SLO's objectives).
+    # Throughput, TTFT p99 and TPOT p99 (the SLO's objectives), then TTFT p99 by request rate.
     titles = [chart.attrib["aria-label"] for chart in charts]
-    assert titles == ["Output tokens/s", "TTFT p99 (ms)", "TPOT p99 (ms)"]
-    for chart in charts:
+    assert titles == [
+        "Output tokens/s", "TTFT p99 (ms)", "TPOT p99 (ms)", "TTFT p99 (ms) by request rate",
+    ]  # fmt: skip
+    rate_lines = charts[3].findall(f"{ns}polyline")
+    assert [line.find(f"{ns}title").text for line in rate_lines] == ["llamacpp", "vllm"]  # type: ignore[union-attr]
+    assert len(charts[3].findall(f"{ns}line[@class='slo']")) == 1
+    for chart in charts[:3]:
         lines = chart.findall(f"{ns}polyline")
         # One line per engine with records (the broken one has none).
         assert [line.find(f"{ns}title").text for line in lines] == [  # type: ignore[union-attr]
             "llamacpp", "vllm", f"ollama ({STANDIN_LABEL})",
         ]  # fmt: skip
         assert all(len(line.attrib["points"].split()) == 4 for line in lines)
-    assert [len(c.findall(f"{ns}line[@class='slo']")) for c in charts] == [0, 1, 1]
+    assert [len(c.findall(f"{ns}line[@class='slo']")) for c in charts[:3]] == [0, 1, 1]
     # The stand-in's line is dashed, the engines' are solid.
     assert ["stroke-dasharray" in line.attrib for line in charts[0].findall(f"{ns}polyline")] == [
         False, False, True,

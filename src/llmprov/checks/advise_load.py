@@ -1,14 +1,16 @@
 """Replaying a workload against one server: per-request output lengths, by concurrency level.
 
 Built on checks/bench.py's request and record types, so an advise level is the same BenchResult
-that `llmprov bench` writes. A request-rate sweep is a second scheduler beside `replay_level`
-(arrivals on a clock instead of a semaphore) feeding the same records.
+that `llmprov bench` writes. Two schedulers feed the same records: `replay_level` bounds the
+requests in flight (closed loop), `replay_rate` starts them at Poisson arrival times whatever is in
+flight (open loop), as `vllm bench serve --request-rate` does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import time
 from collections.abc import Sequence
 
@@ -45,6 +47,61 @@ async def replay_level(
 
     await asyncio.gather(*(one(r) for r in batch))
     return records
+
+
+def arrival_offsets(count: int, rate: float, seed: int) -> list[float]:
+    """Seconds from the start at which each of `count` requests arrives: a Poisson process of
+    `rate` requests per second (exponential gaps), the first at 0, the same for the same seed."""
+    if rate <= 0:
+        raise ValueError(f"request rate must be positive, got {rate}")
+    rng = random.Random(seed)
+    offsets, now = [], 0.0
+    for index in range(count):
+        if index:
+            now += rng.expovariate(rate)
+        offsets.append(now)
+    return offsets
+
+
+async def replay_rate(
+    client: httpx.AsyncClient,
+    config: bench.BenchConfig,
+    batch: Sequence[WorkloadRequest],
+    rate: float,
+    seed: int = 0,
+) -> list[RequestRecord]:
+    """Every request of `batch` started at its arrival time, however many are in flight.
+
+    A request whose arrival falls after `config.level_time_limit_s` is not sent.
+    """
+    start = time.perf_counter()
+    records: list[RequestRecord] = []
+
+    async def one(request: WorkloadRequest, offset: float) -> None:
+        if offset >= config.level_time_limit_s:
+            return
+        await asyncio.sleep(max(0.0, start + offset - time.perf_counter()))
+        own = dataclasses.replace(config, max_tokens=request.max_tokens)
+        records.append(await bench.send_request(client, own, request.messages))
+
+    offsets = arrival_offsets(len(batch), rate, seed)
+    await asyncio.gather(*(one(r, o) for r, o in zip(batch, offsets, strict=True)))
+    return records
+
+
+async def replay_rates(
+    client: httpx.AsyncClient,
+    config: bench.BenchConfig,
+    workload: Sequence[WorkloadRequest],
+    rates: Sequence[float],
+    first: int,
+) -> dict[float, list[RequestRecord]]:
+    """`config.requests` requests per rate, ascending, taken in turn from index `first`."""
+    runs: dict[float, list[RequestRecord]] = {}
+    for number, rate in enumerate(rates):
+        batch = take(workload, config.requests, first + number * config.requests)
+        runs[rate] = await replay_rate(client, config, batch, rate, seed=number)
+    return runs
 
 
 async def replay(

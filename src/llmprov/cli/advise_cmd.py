@@ -39,7 +39,8 @@ from llmprov.inventory import InventoryError, load_inventory
 USAGE = """
   llmprov advise INVENTORY --workload W.jsonl|synthetic:in=A..B,out=C..D[,n=N]
                  [--engines vllm,ollama,llamacpp] [--slo ttft_p99=2s,tpot_p99=100ms]
-                 [--concurrency 1,2,4,8,16,32] [--requests N] [--users N] [--limit HOST]
+                 [--concurrency 1,2,4,8,16,32] [--rates 0.5,1,2] [--requests N] [--users N]
+                 [--limit HOST]
                  [--out DIR] [--apply] [-y]
   llmprov advise --from-report DIR/advise.json [--out DIR]"""
 
@@ -72,6 +73,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--concurrency", type=concurrency_list, default=(1, 2, 4, 8, 16, 32), metavar="LIST"
     )
+    p.add_argument(
+        "--rates", type=rate_list, default=(), metavar="LIST",
+        help="also replay at these request rates per second, e.g. 0.5,1,2 (default: none)",
+    )  # fmt: skip
     p.add_argument("--requests", type=positive_int, default=32, help="requests per level (32)")
     p.add_argument("--users", type=positive_int, help="expected concurrent users")
     p.add_argument("--limit", action="append", help="only this host (repeatable)")
@@ -98,6 +103,19 @@ def engine_list(text: str) -> tuple[str, ...]:
     if len(set(engines)) != len(engines):
         raise argparse.ArgumentTypeError(f"engines repeat in {text!r}")
     return engines
+
+
+def rate_list(text: str) -> tuple[float, ...]:
+    """`0.5,1,2` → (0.5, 1.0, 2.0): positive, finite, distinct."""
+    try:
+        rates = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 0.5,1,2, got {text!r}") from None
+    if not all(0 < r < float("inf") for r in rates):
+        raise argparse.ArgumentTypeError(f"request rates must be positive numbers, got {text!r}")
+    if len(set(rates)) != len(rates):
+        raise argparse.ArgumentTypeError(f"request rates repeat in {text!r}")
+    return rates
 
 
 def _error(message: str) -> int:
@@ -228,6 +246,7 @@ def _measure(
         requests=args.requests,
         slo=slo,
         users=args.users,
+        rates=args.rates,
         ready_timeout_s=args.ready_timeout,
         request_timeout_s=args.request_timeout,
         level_time_limit_s=args.time_limit,
@@ -254,6 +273,7 @@ def _measure(
         slo=str(slo),
         users=plan.users,
         concurrencies=list(plan.concurrencies),
+        request_rates=sorted(plan.rates),
         hosts=reports,
     )
     failed = any(e.error for h in report.hosts for e in h.engines)

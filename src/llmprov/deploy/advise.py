@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 from pyinfra.api.command import StringCommand
@@ -26,7 +25,7 @@ from pyinfra.api.state import State
 from pyinfra.context import ctx_state
 
 from llmprov.checks import bench
-from llmprov.checks.advise_load import first_token_after, replay
+from llmprov.checks.advise_load import first_token_after, replay, replay_rates
 from llmprov.checks.after_deploy import HostProof, prove
 from llmprov.checks.endpoint import endpoint
 from llmprov.core.advise.probe import (
@@ -41,9 +40,10 @@ from llmprov.core.advise.probe import (
     unit_of,
 )
 from llmprov.core.advise.recommend import Hardware
-from llmprov.core.advise.report import EngineMeasurement
+from llmprov.core.advise.report import EngineMeasurement, RateLevel
 from llmprov.core.advise.slo import Slo
 from llmprov.core.advise.workload import WorkloadRequest
+from llmprov.core.bench_stats import RequestRecord, level_stats
 from llmprov.core.config import HostConfig
 from llmprov.deploy.engines import deploy_host
 from llmprov.deploy.runner import DeployFailed, run_pyinfra
@@ -66,6 +66,8 @@ class AdvisePlan:
     requests: int
     slo: Slo
     users: int | None = None
+    # Request rates (per second) to replay after the concurrency levels; none by default.
+    rates: tuple[float, ...] = ()
     # Bound on an engine's start, unit start to first token (vLLM on the CPU takes minutes).
     ready_timeout_s: float = 900.0
     request_timeout_s: float = 300.0
@@ -157,7 +159,7 @@ def measure_engine(
             cold = _cold_start(url, config, plan, lambda: run(start_command(unit)))
             standin = _standin(url, cfg)
             progress(f"{host}: {engine}: replaying the workload at {plan.concurrencies}")
-            levels = asyncio.run(_replay(url, config, plan.workload))
+            levels, rates = asyncio.run(_replay(url, config, plan))
             pids, rss = parse_memory(run(memory_command(unit)).splitlines())
             gpu = parse_gpu_memory(run(GPU_MEMORY_COMMAND).splitlines(), pids)
             run(stop_command([unit]))
@@ -169,6 +171,10 @@ def measure_engine(
             rss_bytes=rss,
             gpu_memory_mib=gpu,
             results=bench.level_results(engine, url, config, levels, stamp),
+            rate_levels=[
+                RateLevel(request_rate=rate, stats=level_stats(records))
+                for rate, records in rates.items()
+            ],
         )
     except (
         DeployFailed,
@@ -197,12 +203,15 @@ def _cold_start(
 
 
 async def _replay(
-    url: str, config: bench.BenchConfig, workload: Sequence[WorkloadRequest]
-) -> dict[int, list[Any]]:
-    async with bench.open_async_client(
-        url, max(config.concurrencies), config.request_timeout_s
-    ) as client:
-        return await replay(client, config, workload)
+    url: str, config: bench.BenchConfig, plan: AdvisePlan
+) -> tuple[dict[int, list[RequestRecord]], dict[float, list[RequestRecord]]]:
+    # At a request rate every request of a level may be in flight at once: a connection each.
+    connections = max(*config.concurrencies, config.requests if plan.rates else 1)
+    async with bench.open_async_client(url, connections, config.request_timeout_s) as client:
+        levels = await replay(client, config, plan.workload)
+        first = 1 + len(config.concurrencies) * config.requests
+        rates = await replay_rates(client, config, plan.workload, sorted(plan.rates), first)
+    return levels, rates
 
 
 @dataclass

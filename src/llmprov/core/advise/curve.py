@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from llmprov.core.advise.slo import Slo, violations
 from llmprov.core.bench_stats import LevelStats
+
+# A concurrency level or a request rate.
+Level = TypeVar("Level", int, float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,16 +23,25 @@ class Goodput:
     requests_per_s: float
 
 
-def goodput(levels: Mapping[int, LevelStats], slo: Slo) -> Goodput | None:
-    """Walk the levels upwards and stop at the first that misses: a level that meets the SLO
-    above one that missed it is noise, not capacity to plan on. None when the lowest misses."""
-    best: Goodput | None = None
+def highest_meeting(levels: Mapping[Level, LevelStats], slo: Slo) -> Level | None:
+    """Walk the levels (concurrencies or request rates) upwards and stop at the first that misses:
+    a level that meets the SLO above one that missed it is noise, not capacity to plan on. None
+    when the lowest misses."""
+    best: Level | None = None
     for level in sorted(levels):
-        stats = levels[level]
-        if violations(slo, stats):
+        if violations(slo, levels[level]):
             break
-        best = Goodput(level, stats.output_tokens_per_s, stats.requests_per_s)
+        best = level
     return best
+
+
+def goodput(levels: Mapping[int, LevelStats], slo: Slo) -> Goodput | None:
+    """The highest concurrency that meets the SLO with every level below it, and its throughput."""
+    level = highest_meeting(levels, slo)
+    if level is None:
+        return None
+    stats = levels[level]
+    return Goodput(level, stats.output_tokens_per_s, stats.requests_per_s)
 
 
 def first_miss(levels: Mapping[int, LevelStats], slo: Slo) -> tuple[int, list[str]] | None:

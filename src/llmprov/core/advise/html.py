@@ -14,6 +14,7 @@ from llmprov.core.advise.report import (
     HostReport,
     latency_ms,
     report_to_json,
+    stats_ms,
 )
 from llmprov.core.advise.slo import parse_slo
 from llmprov.core.bench_stats import BenchResult, latest_by_concurrency
@@ -38,7 +39,7 @@ svg{background:#fff;border:1px solid #ddd}svg text{font:11px system-ui,sans-seri
 class Series:
     label: str
     colour: str
-    points: tuple[tuple[int, float], ...]
+    points: tuple[tuple[float, float], ...]
     # Drawn dashed: figures that are not the engine's own (the Ollama test stand-in).
     dashed: bool = False
 
@@ -65,11 +66,12 @@ def nice_ceiling(value: float) -> float:
 def line_chart(
     title: str,
     y_label: str,
-    levels: Sequence[int],
+    levels: Sequence[float],
     series: Sequence[Series],
     limit: float | None = None,
+    x_label: str = "concurrency",
 ) -> str:
-    """An SVG line chart: x = concurrency on a log2 axis, one polyline per series, the SLO dashed."""
+    """An SVG line chart: x = the levels on a log2 axis, one polyline per series, the SLO dashed."""
     xs = sorted(set(levels))
     values = [v for s in series for _, v in s.points]
     top = nice_ceiling(max([*values, limit or 0.0, 0.0]) * 1.05)
@@ -77,7 +79,7 @@ def line_chart(
     plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
     lo, hi = math.log2(xs[0]), math.log2(xs[-1])
 
-    def px(level: int) -> float:
+    def px(level: float) -> float:
         span = hi - lo
         fraction = 0.5 if span == 0 else (math.log2(level) - lo) / span
         return MARGIN_LEFT + fraction * plot_w
@@ -103,11 +105,11 @@ def line_chart(
         parts.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{MARGIN_TOP}" y2="{HEIGHT - MARGIN_BOTTOM}" '
             'stroke="#f2f2f2"/>'
-            f'<text x="{x:.1f}" y="{HEIGHT - MARGIN_BOTTOM + 16}" text-anchor="middle">{level}</text>'
+            f'<text x="{x:.1f}" y="{HEIGHT - MARGIN_BOTTOM + 16}" text-anchor="middle">{level:g}</text>'
         )
     parts.append(
-        f'<text x="{MARGIN_LEFT + plot_w / 2}" y="{HEIGHT - 6}" text-anchor="middle">concurrency'
-        "</text>"
+        f'<text x="{MARGIN_LEFT + plot_w / 2}" y="{HEIGHT - 6}" text-anchor="middle">'
+        f"{escape(x_label)}</text>"
         f'<text transform="translate(14 {MARGIN_TOP + plot_h / 2}) rotate(-90)" '
         f'text-anchor="middle">{escape(y_label)}</text>'
         f'<rect x="{MARGIN_LEFT}" y="{MARGIN_TOP}" width="{plot_w}" height="{plot_h}" '
@@ -180,6 +182,25 @@ def host_charts(host: HostReport, slo_text: str, levels: Sequence[int]) -> list[
             host.engines, functools.partial(_latency, metric=metric, statistic=statistic)
         )
         charts.append(line_chart(title, "ms", all_levels, series, limit))
+    rates = sorted({r.request_rate for e in host.engines for r in e.rate_levels})
+    if rates:
+        metric, statistic, limit = (objectives or [("e2e", "p99", None)])[0]
+        by_rate = [
+            Series(
+                e.label,
+                COLOURS[index % len(COLOURS)],
+                tuple(
+                    (r.request_rate, v)
+                    for r in sorted(e.rate_levels, key=lambda r: r.request_rate)
+                    if (v := stats_ms(r.stats, metric, statistic)) is not None
+                ),
+                e.standin,
+            )
+            for index, e in enumerate(host.engines)
+            if e.rate_levels
+        ]
+        title = f"{metric.upper()} {statistic} (ms) by request rate"
+        charts.append(line_chart(title, "ms", rates, by_rate, limit, "requests per second"))
     return charts
 
 
@@ -193,7 +214,14 @@ def report_to_html(report: AdviseReport) -> str:
         f"<p>Workload: {escape(report.workload.source)} ({report.workload.requests} requests, "
         f"{report.workload.mean_output_tokens:.0f} output tokens on average). "
         f"SLO: <code>{escape(report.slo or 'none')}</code>. "
-        f"Users: {report.users or 'not given'}. Created {escape(report.created)}.</p>",
+        f"Users: {report.users or 'not given'}. "
+        f"Concurrency levels: {', '.join(map(str, report.concurrencies))}. "
+        + (
+            f"Request rates: {', '.join(f'{r:g}' for r in report.request_rates)} /s. "
+            if report.request_rates
+            else ""
+        )
+        + f"Created {escape(report.created)}.</p>",
     ]
     for host in report.hosts:
         body += _host_section(host, report)
@@ -236,7 +264,8 @@ def _host_section(host: HostReport, report: AdviseReport) -> list[str]:
         )
     out.append(
         "<table><tr><th>engine</th><th>cold start s</th><th>RSS MiB</th><th>GPU MiB</th>"
-        "<th>goodput concurrency</th><th>tokens/s there</th><th>knee</th><th>note</th></tr>"
+        "<th>goodput concurrency</th><th>tokens/s there</th><th>knee</th><th>goodput rate /s</th>"
+        "<th>note</th></tr>"
     )
     for e in host.engines:
         note = e.error or (
@@ -253,6 +282,7 @@ def _host_section(host: HostReport, report: AdviseReport) -> list[str]:
             + _cell(str(e.goodput.concurrency) if e.goodput else "–")
             + _cell(f"{e.goodput.output_tokens_per_s:.1f}" if e.goodput else "–")
             + _cell(f"{e.knee_concurrency or '–'} ({e.knee_metric})")
+            + _cell("–" if e.goodput_rate is None else f"{e.goodput_rate:g}")
             + _cell(note, numeric=False)
             + "</tr>"
         )

@@ -8,10 +8,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from llmprov.core.advise.curve import Goodput, first_miss, goodput, knee
+from llmprov.core.advise.curve import Goodput, first_miss, goodput, highest_meeting, knee
 from llmprov.core.advise.recommend import EngineOutcome, Hardware, recommend
 from llmprov.core.advise.slo import Slo
-from llmprov.core.bench_stats import BenchResult, latest_by_concurrency
+from llmprov.core.bench_stats import BenchResult, LevelStats, latest_by_concurrency
 
 REPORT_SCHEMA_VERSION: Literal[1] = 1
 STANDIN_LABEL = "test stand-in, not Ollama"
@@ -32,6 +32,13 @@ class Miss(_Frozen):
     reasons: list[str]
 
 
+class RateLevel(_Frozen):
+    """One request-rate level: requests started at Poisson arrivals of this many per second."""
+
+    request_rate: float
+    stats: LevelStats
+
+
 class EngineMeasurement(_Frozen):
     """What the orchestration measured of one engine on one host, before any analysis."""
 
@@ -44,11 +51,15 @@ class EngineMeasurement(_Frozen):
     rss_bytes: int | None = None
     gpu_memory_mib: float | None = None
     results: list[BenchResult] = []
+    rate_levels: list[RateLevel] = []
 
 
 class EngineReport(EngineMeasurement):
     label: str
     goodput: GoodputFigures | None
+    # The highest request rate meeting the SLO with every rate below it; None when the lowest
+    # misses or no rate was measured.
+    goodput_rate: float | None = None
     first_miss: Miss | None
     # Knee of the SLO's first latency objective (e2e p99 without one).
     knee_concurrency: int | None
@@ -88,6 +99,7 @@ class AdviseReport(_Frozen):
     slo: str
     users: int | None
     concurrencies: list[int]
+    request_rates: list[float] = []
     hosts: list[HostReport]
     # Set once `--apply` has deployed the recommendation; what happened to the other engines.
     applied: list[str] = []
@@ -101,7 +113,11 @@ def knee_metric(slo: Slo) -> tuple[str, str]:
 
 
 def latency_ms(result: BenchResult, metric: str, statistic: str) -> float | None:
-    summary = getattr(result.stats, metric)
+    return stats_ms(result.stats, metric, statistic)
+
+
+def stats_ms(stats: LevelStats, metric: str, statistic: str) -> float | None:
+    summary = getattr(stats, metric)
     return None if summary is None else float(getattr(summary, f"{statistic}_ms"))
 
 
@@ -130,6 +146,7 @@ def engine_report(measured: EngineMeasurement, slo: Slo) -> EngineReport:
         first_miss=None if miss is None else Miss(concurrency=miss[0], reasons=miss[1]),
         knee_concurrency=knee(curve),
         knee_metric=f"{metric}_{statistic}",
+        goodput_rate=highest_meeting({r.request_rate: r.stats for r in measured.rate_levels}, slo),
     )
 
 
@@ -206,6 +223,15 @@ def _mib(value: int | None) -> str:
     return "–" if value is None else f"{value / 2**20:.0f} MiB"
 
 
+def _stats_cells(s: LevelStats) -> str:
+    return (
+        f"{s.succeeded} | {s.failed} | {s.output_tokens_per_s:.1f} "
+        f"| {_num(stats_ms(s, 'ttft', 'p99'), '{:.0f}')} "
+        f"| {_num(stats_ms(s, 'tpot', 'p99'), '{:.1f}')} "
+        f"| {_num(stats_ms(s, 'e2e', 'p99'), '{:.0f}')} |"
+    )
+
+
 def report_to_markdown(report: AdviseReport) -> str:
     lines = [
         f"# llmprov advise: {report.model}",
@@ -213,7 +239,13 @@ def report_to_markdown(report: AdviseReport) -> str:
         f"Workload: {report.workload.source} ({report.workload.requests} requests, "
         f"{report.workload.mean_output_tokens:.0f} output tokens on average). "
         f"SLO: `{report.slo or 'none'}`. Users: {report.users or 'not given'}. "
-        f"Concurrency levels: {', '.join(map(str, report.concurrencies))}. Created {report.created}.",
+        f"Concurrency levels: {', '.join(map(str, report.concurrencies))}. "
+        + (
+            f"Request rates: {', '.join(f'{r:g}' for r in report.request_rates)} /s. "
+            if report.request_rates
+            else ""
+        )
+        + f"Created {report.created}.",
     ]
     for host in report.hosts:
         hw = host.hardware
@@ -229,8 +261,8 @@ def report_to_markdown(report: AdviseReport) -> str:
             *(f"- {reason}" for reason in host.recommendation.reasons),
             "",
             "| engine | cold start | RSS | GPU memory | goodput concurrency | tokens/s there "
-            "| knee | first miss |",
-            "|---|---:|---:|---:|---:|---:|---:|---|",
+            "| knee | goodput rate | first miss |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for e in host.engines:
             miss = (
@@ -243,7 +275,8 @@ def report_to_markdown(report: AdviseReport) -> str:
                 f"| {_num(e.gpu_memory_mib, '{:.0f} MiB')} "
                 f"| {e.goodput.concurrency if e.goodput else '–'} "
                 f"| {_num(e.goodput.output_tokens_per_s if e.goodput else None, '{:.1f}')} "
-                f"| {e.knee_concurrency or '–'} ({e.knee_metric}) | {e.error or miss} |"
+                f"| {e.knee_concurrency or '–'} ({e.knee_metric}) "
+                f"| {_num(e.goodput_rate, '{:g} req/s')} | {e.error or miss} |"
             )
         lines += [
             "",
@@ -253,14 +286,19 @@ def report_to_markdown(report: AdviseReport) -> str:
         ]
         for e in host.engines:
             for r in sorted(latest_by_concurrency(e.results).values(), key=lambda r: r.concurrency):
-                s = r.stats
-                lines.append(
-                    f"| {e.label} | {r.concurrency} | {s.succeeded} | {s.failed} "
-                    f"| {s.output_tokens_per_s:.1f} "
-                    f"| {_num(latency_ms(r, 'ttft', 'p99'), '{:.0f}')} "
-                    f"| {_num(latency_ms(r, 'tpot', 'p99'), '{:.1f}')} "
-                    f"| {_num(latency_ms(r, 'e2e', 'p99'), '{:.0f}')} |"
-                )
+                lines.append(f"| {e.label} | {r.concurrency} | " + _stats_cells(r.stats))
+        if any(e.rate_levels for e in host.engines):
+            lines += [
+                "",
+                "| engine | request rate /s | ok | failed | tokens/s | TTFT p99 ms | TPOT p99 ms "
+                "| E2E p99 ms |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|",
+            ]
+            for e in host.engines:
+                for level in sorted(e.rate_levels, key=lambda r: r.request_rate):
+                    lines.append(
+                        f"| {e.label} | {level.request_rate:g} | " + _stats_cells(level.stats)
+                    )
     if report.applied:
         lines += ["", "## Applied", "", *(f"- {line}" for line in report.applied)]
     return "\n".join(lines) + "\n"

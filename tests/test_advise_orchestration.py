@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ class FakeHost:
 
     def __init__(self, deploy_fails: set[str] | None = None) -> None:
         self.log: list[str] = []
+        # Bodies of Ollama unload requests the server got.
+        self.unloads: list[dict[str, Any]] = []
         self.deploy_fails = deploy_fails or set()
 
     @contextlib.contextmanager
@@ -50,9 +53,24 @@ class FakeHost:
         return DeployRun({name: result}, dry=False, seconds=1.0)
 
 
+class WithUnload(httpx.AsyncBaseTransport):
+    """The OpenAI stand-in, plus Ollama's unload request (generate, no prompt, keep_alive 0)."""
+
+    def __init__(self, server: OpenAIStandIn, unloads: list[dict[str, Any]]) -> None:
+        self.inner, self.unloads = server.async_transport(), unloads
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/generate":
+            await request.aread()
+            self.unloads.append(json.loads(request.content))
+            return httpx.Response(200, json={"done": True, "done_reason": "unload"})
+        return await self.inner.handle_async_request(request)
+
+
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[FakeHost, OpenAIStandIn, Path]:
     host = FakeHost()
+    unloads = host.unloads
     server = OpenAIStandIn()
     monkeypatch.setattr(advise, "host_shell", host.shell)
     monkeypatch.setattr(advise, "run_pyinfra", host.deploy)
@@ -64,7 +82,7 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[FakeHost, Ope
     def client(
         url: str, concurrency: int, timeout_s: float = 300.0, transport: Any = None
     ) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=url, transport=server.async_transport())
+        return httpx.AsyncClient(base_url=url, transport=WithUnload(server, unloads))
 
     monkeypatch.setattr(advise, "endpoint", endpoint)
     monkeypatch.setattr(bench, "open_async_client", client)
@@ -110,6 +128,22 @@ def test_each_engine_is_measured_alone_after_a_cold_start(
     # Cold-start probe (one token), warm-up, then 3 requests per level and per rate.
     assert len(server.chat_bodies) == 1 + 1 + 6 + 6
     assert server.chat_bodies[0]["max_tokens"] == 1
+
+
+def test_ollama_is_also_timed_after_an_unload_and_checked_for_the_standin(
+    fake: tuple[FakeHost, OpenAIStandIn, Path],
+) -> None:
+    host, _, inv = fake
+    measured = advise.measure_engine(plan(inv, ("ollama", "llamacpp")), "box-1", "ollama", print)
+    assert measured.error is None, measured.error
+    assert host.unloads == [{"model": "smollm2", "keep_alive": 0}]
+    assert measured.reload_s is not None and measured.reload_s >= 0
+    # The OpenAI stand-in answers /api/version as Ollama does, without the stand-in's mark.
+    assert measured.standin is False
+    assert host.log[3] == "systemctl start ollama.service"
+    # Neither llama.cpp nor vLLM unloads its model: no such figure for them.
+    other = advise.measure_engine(plan(inv, ("ollama", "llamacpp")), "box-1", "llamacpp", print)
+    assert other.reload_s is None and len(host.unloads) == 1
 
 
 def test_a_failed_deploy_is_the_engines_error_and_measures_nothing(

@@ -101,10 +101,12 @@ def test_markdown_shows_the_recommendation_reasons_and_every_level() -> None:
     )
     assert f"| ollama ({STANDIN_LABEL}) | 8 | 8 | 0 | 140.0 |" in md
     assert (
-        "| llamacpp | 3.5 s | 512 MiB | – | 4 | 90.0 | 4 (ttft_p99) | 1 req/s "
+        "| llamacpp | 3.5 s | – | 512 MiB | – | 4 | 90.0 | 4 (ttft_p99) | 1 req/s "
         "| 8: ttft_p99 2600ms > 2s |"
     ) in md
-    assert "| vllm-broken | – | – | – | – | – | – (ttft_p99) | – | deploy failed: no wheel |" in md
+    assert (
+        "| vllm-broken | – | – | – | – | – | – | – (ttft_p99) | – | deploy failed: no wheel |" in md
+    )
     assert "Request rates: 0.5, 1, 2 /s." in md
     # By request rate: E2E p99 is TTFT p99 + 32 × TPOT p99 in the sample data.
     assert "| vllm | 2 | 8 | 0 | 70.0 | 1200 | 60.0 | 3120 |" in md

@@ -142,3 +142,23 @@ async def first_token_after(
         last = record.error or "no token"
         await asyncio.sleep(POLL_INTERVAL_S)
     raise TimeoutError(f"no token within {timeout_s:g} s of the start (last: {last})")
+
+
+# Ollama's API docs, "Unload a model": a generate request with no prompt and keep_alive 0 unloads
+# the model at once, as the keep_alive timeout does after an idle spell.
+UNLOAD_PATH = "/api/generate"
+
+
+async def first_token_after_unload(
+    client: httpx.AsyncClient,
+    config: bench.BenchConfig,
+    messages: bench.Messages,
+    timeout_s: float,
+) -> float:
+    """Unload the model (the server keeps running), then the seconds to the first token of the
+    next request: what a user waits for after an idle unload."""
+    response = await client.post(
+        UNLOAD_PATH, json={"model": config.model, "keep_alive": 0}, timeout=timeout_s
+    )
+    response.raise_for_status()
+    return await first_token_after(client, config, messages, time.perf_counter(), timeout_s)

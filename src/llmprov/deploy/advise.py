@@ -25,7 +25,12 @@ from pyinfra.api.state import State
 from pyinfra.context import ctx_state
 
 from llmprov.checks import bench
-from llmprov.checks.advise_load import first_token_after, replay, replay_rates
+from llmprov.checks.advise_load import (
+    first_token_after,
+    first_token_after_unload,
+    replay,
+    replay_rates,
+)
 from llmprov.checks.after_deploy import HostProof, prove
 from llmprov.checks.endpoint import endpoint
 from llmprov.core.advise.probe import (
@@ -130,8 +135,14 @@ def _bench_config(cfg: HostConfig, plan: AdvisePlan) -> bench.BenchConfig:
 def _standin(url: str, cfg: HostConfig) -> bool:
     if cfg.engine != "ollama":
         return False
-    with httpx.Client(base_url=url, timeout=30.0) as client:
-        body = client.get("/api/version").json()
+
+    async def go() -> object:
+        async with bench.open_async_client(url, 1, 30.0) as client:
+            response = await client.get("/api/version")
+            response.raise_for_status()
+            return response.json()
+
+    body = asyncio.run(go())
     return isinstance(body, dict) and is_standin(body)
 
 
@@ -158,6 +169,7 @@ def measure_engine(
             run(stop_command([unit]))
             cold = _cold_start(url, config, plan, lambda: run(start_command(unit)))
             standin = _standin(url, cfg)
+            reload = _reload(url, config, plan) if engine == "ollama" else None
             progress(f"{host}: {engine}: replaying the workload at {plan.concurrencies}")
             levels, rates = asyncio.run(_replay(url, config, plan))
             pids, rss = parse_memory(run(memory_command(unit)).splitlines())
@@ -168,6 +180,7 @@ def measure_engine(
             engine=engine,
             standin=standin,
             cold_start_s=cold,
+            reload_s=reload,
             rss_bytes=rss,
             gpu_memory_mib=gpu,
             results=bench.level_results(engine, url, config, levels, stamp),
@@ -197,6 +210,16 @@ def _cold_start(
             await asyncio.to_thread(start)
             return await first_token_after(
                 client, config, plan.workload[0].messages, since, plan.ready_timeout_s
+            )
+
+    return asyncio.run(go())
+
+
+def _reload(url: str, config: bench.BenchConfig, plan: AdvisePlan) -> float:
+    async def go() -> float:
+        async with bench.open_async_client(url, 1, plan.ready_timeout_s) as client:
+            return await first_token_after_unload(
+                client, config, plan.workload[0].messages, plan.ready_timeout_s
             )
 
     return asyncio.run(go())

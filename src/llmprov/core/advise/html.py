@@ -263,7 +263,8 @@ def _host_section(host: HostReport, report: AdviseReport) -> list[str]:
             "stand-in for Ollama, not from Ollama.</p>"
         )
     out.append(
-        "<table><tr><th>engine</th><th>cold start s</th><th>RSS MiB</th><th>GPU MiB</th>"
+        "<table><tr><th>engine</th><th>cold start s</th><th>after unload s</th><th>RSS MiB</th>"
+        "<th>GPU MiB</th>"
         "<th>goodput concurrency</th><th>tokens/s there</th><th>knee</th><th>goodput rate /s</th>"
         "<th>note</th></tr>"
     )
@@ -277,6 +278,7 @@ def _host_section(host: HostReport, report: AdviseReport) -> list[str]:
             "<tr>"
             + _cell(e.label, numeric=False)
             + _cell("–" if e.cold_start_s is None else f"{e.cold_start_s:.1f}")
+            + _cell("–" if e.reload_s is None else f"{e.reload_s:.1f}")
             + _cell("–" if e.rss_bytes is None else f"{e.rss_bytes / 2**20:.0f}")
             + _cell("–" if e.gpu_memory_mib is None else f"{e.gpu_memory_mib:.0f}")
             + _cell(str(e.goodput.concurrency) if e.goodput else "–")

@@ -47,6 +47,9 @@ class EngineMeasurement(_Frozen):
     error: str | None = None
     # Seconds from `systemctl start` to the first generated token, measured on the host.
     cold_start_s: float | None = None
+    # Seconds to the first token after the model was unloaded with the server running (Ollama's
+    # idle unload); None for engines that keep their model loaded.
+    reload_s: float | None = None
     # Resident memory of every process in the engine's unit after the load, summed.
     rss_bytes: int | None = None
     gpu_memory_mib: float | None = None
@@ -260,9 +263,9 @@ def report_to_markdown(report: AdviseReport) -> str:
             "",
             *(f"- {reason}" for reason in host.recommendation.reasons),
             "",
-            "| engine | cold start | RSS | GPU memory | goodput concurrency | tokens/s there "
-            "| knee | goodput rate | first miss |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+            "| engine | cold start | after unload | RSS | GPU memory | goodput concurrency "
+            "| tokens/s there | knee | goodput rate | first miss |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for e in host.engines:
             miss = (
@@ -271,7 +274,8 @@ def report_to_markdown(report: AdviseReport) -> str:
                 else "–"
             )
             lines.append(
-                f"| {e.label} | {_num(e.cold_start_s, '{:.1f} s')} | {_mib(e.rss_bytes)} "
+                f"| {e.label} | {_num(e.cold_start_s, '{:.1f} s')} "
+                f"| {_num(e.reload_s, '{:.1f} s')} | {_mib(e.rss_bytes)} "
                 f"| {_num(e.gpu_memory_mib, '{:.0f} MiB')} "
                 f"| {e.goodput.concurrency if e.goodput else '–'} "
                 f"| {_num(e.goodput.output_tokens_per_s if e.goodput else None, '{:.1f}')} "

@@ -43,14 +43,14 @@ def result(engine: str, level: int, level_stats: LevelStats) -> BenchResult:
 def measured(
     engine: str,
     curve: dict[int, tuple[float, float, float]],
-    standin: bool = False,
+    not_engine: str | None = None,
     cold_start_s: float = 3.5,
     rates: dict[float, tuple[float, float, float]] | None = None,
 ) -> EngineMeasurement:
     """`curve`: level -> (tokens/s, TTFT p99 ms, TPOT p99 ms); `rates` the same by request rate."""
     return EngineMeasurement(
         engine=engine,
-        standin=standin,
+        not_engine=not_engine,
         cold_start_s=cold_start_s,
         rss_bytes=512 * 2**20,
         results=[result(engine, level, stats(*figures)) for level, figures in curve.items()],

@@ -130,7 +130,7 @@ def test_each_engine_is_measured_alone_after_a_cold_start(
     assert server.chat_bodies[0]["max_tokens"] == 1
 
 
-def test_ollama_is_also_timed_after_an_unload_and_checked_for_the_standin(
+def test_ollama_is_also_timed_after_an_unload_and_asked_whether_it_is_ollama(
     fake: tuple[FakeHost, OpenAIStandIn, Path],
 ) -> None:
     host, _, inv = fake
@@ -138,8 +138,8 @@ def test_ollama_is_also_timed_after_an_unload_and_checked_for_the_standin(
     assert measured.error is None, measured.error
     assert host.unloads == [{"model": "smollm2", "keep_alive": 0}]
     assert measured.reload_s is not None and measured.reload_s >= 0
-    # The OpenAI stand-in answers /api/version as Ollama does, without the stand-in's mark.
-    assert measured.standin is False
+    # The OpenAI stand-in answers /api/version as Ollama does, saying nothing of not being it.
+    assert measured.not_engine is None
     assert host.log[3] == "systemctl start ollama.service"
     # Neither llama.cpp nor vLLM unloads its model: no such figure for them.
     other = advise.measure_engine(plan(inv, ("ollama", "llamacpp")), "box-1", "llamacpp", print)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from llmprov.core.advise.probe import (
     ProbeOutputError,
-    is_standin,
+    declared_not,
     memory_command,
     parse_gpu_memory,
     parse_memory,
@@ -64,6 +64,9 @@ def test_gpu_memory_counts_only_the_units_processes() -> None:
         parse_gpu_memory(["No running processes found"], [101])
 
 
-def test_standin_is_told_by_its_version_answer() -> None:
-    assert is_standin({"version": "0.12.5", "standin": "llmprov test stand-in, NOT Ollama"})
-    assert not is_standin({"version": "0.12.6"})
+def test_a_server_saying_it_is_not_the_engine_is_told_by_its_own_words() -> None:
+    note = "llmprov test stand-in, not Ollama"
+    assert declared_not("Ollama", {"version": "0.12.5", "standin": note}) == note
+    assert declared_not("Ollama", {"version": "0.12.6"}) is None
+    # The version string itself is not read, nor text that does not say "not Ollama".
+    assert declared_not("Ollama", {"version": "not Ollama", "note": "ollama, genuine"}) is None

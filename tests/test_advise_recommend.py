@@ -72,10 +72,10 @@ def test_multi_gpu_prefers_vllm_for_tensor_parallelism() -> None:
 
 def test_a_standin_measurement_is_never_ranked_and_says_so() -> None:
     choice = recommend(
-        [outcome("ollama", 32, 9999.0, standin=True), outcome("llamacpp", 2, 50.0)], CPU
+        [outcome("ollama", 32, 9999.0, not_engine=True), outcome("llamacpp", 2, 50.0)], CPU
     )
     assert choice.engine == "llamacpp"
-    assert any("ollama was measured against the llmprov test stand-in" in r for r in choice.reasons)
+    assert "ollama's server said it is not ollama: its figures are not ranked" in choice.reasons
 
 
 def test_no_recommendation_without_an_engine_meeting_the_slo() -> None:

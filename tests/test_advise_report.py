@@ -12,7 +12,6 @@ from advise_data import measured
 from llmprov.core.advise.html import Series, line_chart, nice_ceiling, report_to_html
 from llmprov.core.advise.recommend import Hardware
 from llmprov.core.advise.report import (
-    STANDIN_LABEL,
     AdviseReport,
     EngineMeasurement,
     ReportFormatError,
@@ -29,6 +28,8 @@ LLAMACPP = {1: (30.0, 200, 30), 2: (55.0, 400, 35), 4: (90.0, 900, 60), 8: (100.
 VLLM = {1: (20.0, 500, 45), 2: (38.0, 600, 48), 4: (70.0, 800, 52), 8: (120.0, 1100, 70)}
 LLAMACPP_RATES = {0.5: (20.0, 300, 30), 1.0: (40.0, 900, 40), 2.0: (60.0, 2500, 80)}
 VLLM_RATES = {0.5: (18.0, 500, 45), 1.0: (36.0, 700, 48), 2.0: (70.0, 1200, 60)}
+# What llmprov's Ollama test stand-in says of itself in its version answer.
+NOTE = "llmprov test stand-in, not Ollama"
 OLLAMA = {1: (25.0, 300, 40), 2: (45.0, 500, 45), 4: (80.0, 900, 60), 8: (140.0, 1000, 60)}
 
 
@@ -39,7 +40,7 @@ def sample_report(applied: list[str] | None = None) -> AdviseReport:
         [
             measured("llamacpp", LLAMACPP, rates=LLAMACPP_RATES),
             measured("vllm", VLLM, cold_start_s=62.0, rates=VLLM_RATES),
-            measured("ollama", OLLAMA, standin=True),
+            measured("ollama", OLLAMA, not_engine=NOTE),
             EngineMeasurement(engine="vllm-broken", error="deploy failed: no wheel"),
         ],
         SLO,
@@ -72,11 +73,13 @@ def test_figures_follow_the_records() -> None:
     assert (llama.goodput_rate, vllm.goodput_rate, ollama.goodput_rate) == (1.0, 2.0, None)
     assert llama.knee_metric == "ttft_p99"
     assert llama.knee_concurrency == 4
-    assert ollama.label == f"ollama ({STANDIN_LABEL})"
+    assert ollama.label == f"ollama ({NOTE})"
     assert broken.error == "deploy failed: no wheel" and broken.goodput is None
     # Ollama's stand-in figures are the best but never ranked.
     assert host.recommendation.engine == "vllm"
-    assert any("test stand-in" in r for r in host.recommendation.reasons)
+    assert "ollama's server said it is not ollama: its figures are not ranked" in (
+        host.recommendation.reasons
+    )
 
 
 def test_json_round_trips_and_refuses_other_versions() -> None:
@@ -99,7 +102,7 @@ def test_markdown_shows_the_recommendation_reasons_and_every_level() -> None:
         "- vllm meets the SLO up to concurrency 8 (120.0 output tokens/s there), 1.33× headroom over 6 users"
         in md
     )
-    assert f"| ollama ({STANDIN_LABEL}) | 8 | 8 | 0 | 140.0 |" in md
+    assert f"| ollama ({NOTE}) | 8 | 8 | 0 | 140.0 |" in md
     assert (
         "| llamacpp | 3.5 s | – | 512 MiB | – | 4 | 90.0 | 4 (ttft_p99) | 1 req/s "
         "| 8: ttft_p99 2600ms > 2s |"
@@ -136,7 +139,7 @@ def test_html_is_self_contained_with_a_chart_per_metric_and_the_slo_drawn() -> N
         lines = chart.findall(f"{ns}polyline")
         # One line per engine with records (the broken one has none).
         assert [line.find(f"{ns}title").text for line in lines] == [  # type: ignore[union-attr]
-            "llamacpp", "vllm", f"ollama ({STANDIN_LABEL})",
+            "llamacpp", "vllm", f"ollama ({NOTE})",
         ]  # fmt: skip
         assert all(len(line.attrib["points"].split()) == 4 for line in lines)
     assert [len(c.findall(f"{ns}line[@class='slo']")) for c in charts[:3]] == [0, 1, 1]
@@ -144,7 +147,10 @@ def test_html_is_self_contained_with_a_chart_per_metric_and_the_slo_drawn() -> N
     assert ["stroke-dasharray" in line.attrib for line in charts[0].findall(f"{ns}polyline")] == [
         False, False, True,
     ]  # fmt: skip
-    assert 'Figures marked "test stand-in" come from llmprov\'s test stand-in for Ollama' in page
+    assert (
+        "The ollama figures come from a server that said it is not ollama (llmprov test "
+        "stand-in, not Ollama): not the engine's own, and not ranked." in page
+    )
     # The record rides along, and reads back as the same report.
     record = re.search(
         r'<script type="application/json" id="advise-report">(.*?)</script>', page, re.S

@@ -128,7 +128,7 @@ def test_advise_measures_both_engines_and_its_report_matches_the_records(
         assert engine.goodput.output_tokens_per_s == levels[good].output_tokens_per_s
         assert engine.cold_start_s is not None and 0 < engine.cold_start_s < 600
         assert engine.rss_bytes is not None and engine.rss_bytes > 20 * 2**20
-        assert engine.gpu_memory_mib is None and not engine.standin
+        assert engine.gpu_memory_mib is None and engine.not_engine is None
 
     recommended = host_report.recommendation.engine
     assert recommended in ENGINES

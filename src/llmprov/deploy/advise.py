@@ -36,7 +36,7 @@ from llmprov.checks.endpoint import endpoint
 from llmprov.core.advise.probe import (
     GPU_MEMORY_COMMAND,
     ProbeOutputError,
-    is_standin,
+    declared_not,
     memory_command,
     parse_gpu_memory,
     parse_memory,
@@ -132,9 +132,10 @@ def _bench_config(cfg: HostConfig, plan: AdvisePlan) -> bench.BenchConfig:
     )
 
 
-def _standin(url: str, cfg: HostConfig) -> bool:
+def _declared_not(url: str, cfg: HostConfig) -> str | None:
+    """Ollama's version answer, read for a server that says it is not Ollama."""
     if cfg.engine != "ollama":
-        return False
+        return None
 
     async def go() -> object:
         async with bench.open_async_client(url, 1, 30.0) as client:
@@ -143,7 +144,7 @@ def _standin(url: str, cfg: HostConfig) -> bool:
             return response.json()
 
     body = asyncio.run(go())
-    return isinstance(body, dict) and is_standin(body)
+    return declared_not("Ollama", body) if isinstance(body, dict) else None
 
 
 def measure_engine(
@@ -168,7 +169,7 @@ def measure_engine(
             progress(f"{host}: {engine}: cold start")
             run(stop_command([unit]))
             cold = _cold_start(url, config, plan, lambda: run(start_command(unit)))
-            standin = _standin(url, cfg)
+            not_engine = _declared_not(url, cfg)
             reload = _reload(url, config, plan) if engine == "ollama" else None
             progress(f"{host}: {engine}: replaying the workload at {plan.concurrencies}")
             levels, rates = asyncio.run(_replay(url, config, plan))
@@ -178,7 +179,7 @@ def measure_engine(
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         return EngineMeasurement(
             engine=engine,
-            standin=standin,
+            not_engine=not_engine,
             cold_start_s=cold,
             reload_s=reload,
             rss_bytes=rss,

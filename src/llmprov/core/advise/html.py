@@ -30,7 +30,7 @@ h1{font-size:1.5rem}h2{margin-top:2.2rem;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.8rem 0}td,th{border:1px solid #ccc;padding:.25rem .55rem}
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}
 .rec{background:#eef6ee;border-left:4px solid #2a7a2a;padding:.6rem 1rem}
-.standin{color:#a00;font-weight:bold}.charts{display:flex;flex-wrap:wrap;gap:1rem}
+.notengine{color:#a00;font-weight:bold}.charts{display:flex;flex-wrap:wrap;gap:1rem}
 svg{background:#fff;border:1px solid #ddd}svg text{font:11px system-ui,sans-serif;fill:#333}
 """
 
@@ -40,7 +40,7 @@ class Series:
     label: str
     colour: str
     points: tuple[tuple[float, float], ...]
-    # Drawn dashed: figures that are not the engine's own (the Ollama test stand-in).
+    # Drawn dashed: figures of a server that said it is not the engine.
     dashed: bool = False
 
 
@@ -156,7 +156,9 @@ def _series(engines: Sequence[EngineReport], value: Metric) -> list[Series]:
             if (v := value(r)) is not None
         )
         if points:
-            out.append(Series(e.label, COLOURS[index % len(COLOURS)], points, e.standin))
+            out.append(
+                Series(e.label, COLOURS[index % len(COLOURS)], points, e.not_engine is not None)
+            )
     return out
 
 
@@ -194,7 +196,7 @@ def host_charts(host: HostReport, slo_text: str, levels: Sequence[int]) -> list[
                     for r in sorted(e.rate_levels, key=lambda r: r.request_rate)
                     if (v := stats_ms(r.stats, metric, statistic)) is not None
                 ),
-                e.standin,
+                e.not_engine is not None,
             )
             for index, e in enumerate(host.engines)
             if e.rate_levels
@@ -257,11 +259,13 @@ def _host_section(host: HostReport, report: AdviseReport) -> list[str]:
         *(f"<li>{escape(reason)}</li>" for reason in host.recommendation.reasons),
         "</ul></div>",
     ]
-    if any(e.standin for e in host.engines):
-        out.append(
-            '<p class="standin">Figures marked "test stand-in" come from llmprov\'s test '
-            "stand-in for Ollama, not from Ollama.</p>"
-        )
+    for e in host.engines:
+        if e.not_engine:
+            out.append(
+                f'<p class="notengine">The {escape(e.engine)} figures come from a server that '
+                f"said it is not {escape(e.engine)} ({escape(e.not_engine)}): not the engine's "
+                "own, and not ranked.</p>"
+            )
     out.append(
         "<table><tr><th>engine</th><th>cold start s</th><th>after unload s</th><th>RSS MiB</th>"
         "<th>GPU MiB</th>"

@@ -86,6 +86,11 @@ def parse_gpu_memory(lines: Iterable[str], pids: Iterable[int]) -> float | None:
     return total if found else None
 
 
-def is_standin(version_body: Mapping[str, Any]) -> bool:
-    """llmprov's Ollama test stand-in says so in its /api/version answer; Ollama does not."""
-    return "standin" in version_body
+def declared_not(engine_name: str, version_body: Mapping[str, Any]) -> str | None:
+    """The server's own words where its version answer says it is not `engine_name` (a test
+    double that says so in its own output); None where it says no such thing, as the engine."""
+    marker = f"not {engine_name}".lower()
+    for key, value in version_body.items():
+        if key != "version" and isinstance(value, str) and marker in value.lower():
+            return value
+    return None

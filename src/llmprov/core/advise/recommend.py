@@ -41,8 +41,8 @@ class EngineOutcome:
 
     engine: str
     goodput: Goodput | None
-    # Measured against the test stand-in, not the engine: never ranked.
-    standin: bool = False
+    # The server said it is not the engine: its figures are never ranked.
+    not_engine: bool = False
     error: str | None = None
 
 
@@ -77,10 +77,9 @@ def recommend(
     for o in outcomes:
         if o.error is not None:
             reasons.append(f"{o.engine} was not measured: {o.error}")
-        elif o.standin:
+        elif o.not_engine:
             reasons.append(
-                f"{o.engine} was measured against the llmprov test stand-in, not the real "
-                "engine: its figures are not ranked"
+                f"{o.engine}'s server said it is not {o.engine}: its figures are not ranked"
             )
         else:
             usable.append(o)

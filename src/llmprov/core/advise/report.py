@@ -14,7 +14,6 @@ from llmprov.core.advise.slo import Slo
 from llmprov.core.bench_stats import BenchResult, LevelStats, latest_by_concurrency
 
 REPORT_SCHEMA_VERSION: Literal[1] = 1
-STANDIN_LABEL = "test stand-in, not Ollama"
 
 
 class _Frozen(BaseModel):
@@ -43,7 +42,9 @@ class EngineMeasurement(_Frozen):
     """What the orchestration measured of one engine on one host, before any analysis."""
 
     engine: str
-    standin: bool = False
+    # Set when the server said it is not the engine it was deployed as (its own words): its
+    # figures are labelled with them and never ranked.
+    not_engine: str | None = None
     error: str | None = None
     # Seconds from `systemctl start` to the first generated token, measured on the host.
     cold_start_s: float | None = None
@@ -135,7 +136,7 @@ def engine_report(measured: EngineMeasurement, slo: Slo) -> EngineReport:
         for level, r in levels.items()
         if (value := latency_ms(r, metric, statistic)) is not None
     }
-    label = f"{measured.engine} ({STANDIN_LABEL})" if measured.standin else measured.engine
+    label = f"{measured.engine} ({measured.not_engine})" if measured.not_engine else measured.engine
     return EngineReport(
         **measured.model_dump(),
         label=label,
@@ -165,7 +166,7 @@ def host_report(
         EngineOutcome(
             engine=e.engine,
             goodput=None if e.goodput is None else _goodput(e.goodput),
-            standin=e.standin,
+            not_engine=e.not_engine is not None,
             error=e.error,
         )
         for e in engines

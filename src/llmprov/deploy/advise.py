@@ -21,6 +21,7 @@ import httpx
 from pyinfra.api.command import StringCommand
 from pyinfra.api.config import Config
 from pyinfra.api.connect import connect_all, disconnect_all
+from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.state import State
 from pyinfra.context import ctx_state
 
@@ -100,11 +101,16 @@ def host_shell(loaded: LoadedInventory, name: str) -> Iterator[Callable[[str], s
     state = State(check_for_changes=False)
     state.init(inventory, Config(), initial_limit=target)
     with ctx_state.use(state):
-        connect_all(state)
+        try:
+            connect_all(state)
+        except PyinfraError as exc:
+            raise HostCommandError(f"{name}: could not connect: {exc}") from exc
     if not target or target[0] not in state.active_hosts:
         raise HostCommandError(f"{name}: could not connect")
     host = target[0]
-    sudo = str(loaded.host_data[name].get("ssh_user", "root")) != "root"
+    data = loaded.host_data[name]
+    # As the deploys run: through sudo where the inventory asks for it or logs in as another user.
+    sudo = bool(data.get("_sudo")) or str(data.get("ssh_user") or "root") != "root"
 
     def run(command: str) -> str:
         ok, output = host.run_shell_command(StringCommand(command), _sudo=sudo)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,6 +155,18 @@ def test_a_failed_deploy_is_the_engines_error_and_measures_nothing(
     measured = advise.measure_engine(plan(inv, ("vllm", "llamacpp")), "box-1", "vllm", print)
     assert measured.error == "deploy failed: boom"
     assert measured.results == [] and server.chat_bodies == []
+
+
+def test_a_failed_measurement_leaves_the_engine_stopped(
+    fake: tuple[FakeHost, OpenAIStandIn, Path],
+) -> None:
+    host, server, inv = fake
+    server.fail_every = 1  # every chat request fails: the cold start never sees a token
+    short = dataclasses.replace(plan(inv, ("vllm", "llamacpp")), ready_timeout_s=0.5)
+    measured = advise.measure_engine(short, "box-1", "llamacpp", print)
+    assert measured.error is not None and measured.error.startswith("TimeoutError: no token")
+    assert host.log[-1].startswith("if systemctl cat llmprov-llamacpp.service")
+    assert host.log[-1].endswith("then systemctl stop llmprov-llamacpp.service; fi")
 
 
 def test_apply_stops_and_disables_the_others_then_deploys_and_proves_the_winner(

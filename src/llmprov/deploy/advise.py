@@ -33,7 +33,7 @@ from llmprov.checks.advise_load import (
     replay_rates,
 )
 from llmprov.checks.after_deploy import HostProof, prove
-from llmprov.checks.endpoint import endpoint
+from llmprov.checks.endpoint import EndpointError, endpoint
 from llmprov.core.advise.probe import (
     GPU_MEMORY_COMMAND,
     ProbeOutputError,
@@ -53,7 +53,12 @@ from llmprov.core.bench_stats import RequestRecord, level_stats
 from llmprov.core.config import HostConfig
 from llmprov.deploy.engines import deploy_host
 from llmprov.deploy.runner import DeployFailed, run_pyinfra
-from llmprov.inventory import LoadedInventory, load_inventory, load_pyinfra_inventory
+from llmprov.inventory import (
+    InventoryError,
+    LoadedInventory,
+    load_inventory,
+    load_pyinfra_inventory,
+)
 
 Progress = Callable[[str], None]
 
@@ -198,6 +203,7 @@ def measure_engine(
         )
     except (
         DeployFailed,
+        EndpointError,
         HostCommandError,
         ProbeOutputError,
         bench.BenchError,
@@ -205,7 +211,18 @@ def measure_engine(
         httpx.HTTPError,
         OSError,
     ) as exc:
+        _stop_quietly(plan.inventory, engine, host)
         return EngineMeasurement(engine=engine, error=f"{type(exc).__name__}: {exc}")
+
+
+def _stop_quietly(path: Path, engine: str, host: str) -> None:
+    """After a failed measurement, stop the engine so it does not share the host with the next;
+    a host that cannot be reached now is already reported by the failure itself."""
+    with (
+        contextlib.suppress(HostCommandError, InventoryError, OSError),
+        host_shell(load_for(path, engine, host), host) as run,
+    ):
+        run(stop_command([unit_of(engine)]))
 
 
 def _cold_start(

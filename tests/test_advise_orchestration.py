@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,6 +181,7 @@ def test_apply_stops_and_disables_the_others_then_deploys_and_proves_the_winner(
         return HostProof(cfg.name, "http://llm.test", SmokeReport(()), [])
 
     monkeypatch.setattr(advise, "prove", prove)
+    monkeypatch.setattr(advise, "uninstall_deploy", lambda: None)
     applied = advise.apply_choice(inv, "box-1", "llamacpp", ("vllm", "llamacpp", "ollama"), print)
     assert applied.ok and proved == ["llamacpp"]
     assert "systemctl disable --now llmprov-vllm.service" in host.log[0]
@@ -190,3 +192,43 @@ def test_apply_stops_and_disables_the_others_then_deploys_and_proves_the_winner(
         "box-1: ollama.service stopped and disabled (its files remain: no uninstall yet)",
         "box-1: llamacpp deployed and enabled; smoke and throughput check passed",
     ]
+
+
+def test_apply_uninstalls_the_others_where_llmprov_has_an_uninstall(
+    fake: tuple[FakeHost, OpenAIStandIn, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host, _, inv = fake
+    removed: list[tuple[str, bool]] = []
+
+    def uninstall_host(cfg: Any, keep_models: bool = True) -> None:
+        removed.append((cfg.engine, keep_models))
+
+    def deploy(loaded: Any, deploy: Any) -> DeployRun:
+        (cfg,) = loaded.hosts.values()
+        if isinstance(deploy, functools.partial):
+            deploy(cfg)
+            return DeployRun({cfg.name: HostResult(cfg.name, connected=True)}, False, 1.0)
+        return host.deploy(loaded, deploy)
+
+    monkeypatch.setattr(advise, "uninstall_deploy", lambda: uninstall_host)
+    monkeypatch.setattr(advise, "run_pyinfra", deploy)
+    monkeypatch.setattr(
+        advise, "prove", lambda cfg, data: HostProof(cfg.name, "u", SmokeReport(()), [])
+    )
+    applied = advise.apply_choice(inv, "box-1", "vllm", ("vllm", "llamacpp", "ollama"), print)
+    assert applied.ok
+    assert removed == [("llamacpp", True), ("ollama", True)]
+    assert host.log == ["deploy vllm"]
+    assert applied.lines[:2] == [
+        "box-1: llamacpp uninstalled (its models kept)",
+        "box-1: ollama uninstalled (its models kept)",
+    ]
+
+
+def test_uninstall_is_found_only_where_llmprov_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(advise, "UNINSTALL", ("llmprov.deploy.engines", "deploy_host"))
+    assert advise.uninstall_deploy() is not None
+    monkeypatch.setattr(advise, "UNINSTALL", ("llmprov.deploy.no_such_module", "x"))
+    assert advise.uninstall_deploy() is None
+    monkeypatch.setattr(advise, "UNINSTALL", ("llmprov.deploy.engines", "no_such_function"))
+    assert advise.uninstall_deploy() is None

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import importlib
+import importlib.util
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -273,23 +276,45 @@ class Applied:
         return self.proof is not None and self.proof.ok
 
 
+# The uninstall deploy, where this llmprov has one (it arrives with the upgrades work): a module
+# and a function taking the host's config and keep_models.
+UNINSTALL = ("llmprov.deploy.lifecycle", "uninstall_host")
+
+
+def uninstall_deploy() -> Callable[..., None] | None:
+    """llmprov's uninstall deploy, or None where this version has none."""
+    module_name, func = UNINSTALL
+    if importlib.util.find_spec(module_name) is None:
+        return None
+    found = getattr(importlib.import_module(module_name), func, None)
+    return found if callable(found) else None
+
+
 def apply_choice(
     path: Path, host: str, engine: str, candidates: Sequence[str], progress: Progress
 ) -> Applied:
-    """Deploy `engine` for good, stop and disable the other candidates' units, then prove it.
-
-    The other engines' files stay on the host: llmprov has no uninstall yet, so they are only
-    stopped and disabled, and the report says so.
-    """
+    """Deploy `engine` for good, remove the other candidates (uninstall, models kept; where
+    llmprov has no uninstall, stop and disable their units and say so), then prove it."""
     loaded = load_for(path, engine, host)
     others = [e for e in candidates if e != engine]
     lines = []
-    with host_shell(loaded, host) as run:
-        run(stop_command([unit_of(e) for e in others], disable=True))
-    lines += [
-        f"{host}: {unit_of(e)} stopped and disabled (its files remain: no uninstall yet)"
-        for e in others
-    ]
+    uninstall = uninstall_deploy()
+    if uninstall is None:
+        with host_shell(loaded, host) as run:
+            run(stop_command([unit_of(e) for e in others], disable=True))
+        lines += [
+            f"{host}: {unit_of(e)} stopped and disabled (its files remain: no uninstall yet)"
+            for e in others
+        ]
+    else:
+        for other in others:
+            progress(f"{host}: uninstalling {other}")
+            removed = run_pyinfra(
+                load_for(path, other, host), functools.partial(uninstall, keep_models=True)
+            )
+            outcome = "uninstalled (its models kept)" if removed.ok else "uninstall failed"
+            error = removed.results[host].error
+            lines.append(f"{host}: {other} {outcome}" + (f": {error}" if error else ""))
     progress(f"{host}: deploying {engine} for good")
     deployed = run_pyinfra(loaded, deploy_host)
     if not deployed.ok:

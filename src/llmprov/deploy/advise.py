@@ -231,10 +231,14 @@ def _stop_quietly(path: Path, engine: str, host: str) -> None:
 def _cold_start(
     url: str, config: bench.BenchConfig, plan: AdvisePlan, start: Callable[[], object]
 ) -> float:
+    """Seconds from just before `start()` (the unit's start, over the host's connection) to the
+    first token. The start runs on this thread, before the polling: the host connection is not
+    shared with the event loop's threads."""
+    since = time.perf_counter()
+    start()
+
     async def go() -> float:
         async with bench.open_async_client(url, 1, plan.ready_timeout_s) as client:
-            since = time.perf_counter()
-            await asyncio.to_thread(start)
             return await first_token_after(
                 client, config, plan.workload[0].messages, since, plan.ready_timeout_s
             )

@@ -40,8 +40,7 @@ USAGE = """
   llmprov advise INVENTORY --workload W.jsonl|synthetic:in=A..B,out=C..D[,n=N]
                  [--engines vllm,ollama,llamacpp] [--slo ttft_p99=2s,tpot_p99=100ms]
                  [--concurrency 1,2,4,8,16,32] [--rates 0.5,1,2] [--requests N] [--users N]
-                 [--limit HOST]
-                 [--out DIR] [--apply] [-y]
+                 [--limit HOST] [--out DIR] [--apply] [-y]
   llmprov advise --from-report DIR/advise.json [--out DIR]"""
 
 REPORT_FILES = ("advise.json", "advise.md", "advise.html")
@@ -61,7 +60,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     p.add_argument("inventory", nargs="?")
-    p.add_argument("--workload", help="OpenAI chat JSONL, ShareGPT JSON/JSONL, or synthetic:...")
+    p.add_argument(
+        "--workload", metavar="W",
+        help="OpenAI chat requests (JSONL), ShareGPT (JSON or JSONL), or "
+        "synthetic:in=LOW..HIGH,out=LOW..HIGH[,n=N][,seed=S] (token lengths)",
+    )  # fmt: skip
     p.add_argument(
         "--engines",
         type=engine_list,
@@ -71,22 +74,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--slo", default="", help="e.g. ttft_p99=2s,tpot_p99=100ms (default: none)")
     p.add_argument(
-        "--concurrency", type=concurrency_list, default=(1, 2, 4, 8, 16, 32), metavar="LIST"
-    )
+        "--concurrency", type=concurrency_list, default=(1, 2, 4, 8, 16, 32), metavar="LIST",
+        help="concurrency levels (default 1,2,4,8,16,32)",
+    )  # fmt: skip
     p.add_argument(
         "--rates", type=rate_list, default=(), metavar="LIST",
         help="also replay at these request rates per second, e.g. 0.5,1,2 (default: none)",
     )  # fmt: skip
-    p.add_argument("--requests", type=positive_int, default=32, help="requests per level (32)")
-    p.add_argument("--users", type=positive_int, help="expected concurrent users")
-    p.add_argument("--limit", action="append", help="only this host (repeatable)")
-    p.add_argument("--out", type=Path, default=Path("advise"), help="report folder (./advise)")
+    p.add_argument(
+        "--requests", type=positive_int, default=32, metavar="N", help="requests per level (32)"
+    )
+    p.add_argument("--users", type=positive_int, metavar="N", help="expected concurrent users")
+    p.add_argument("--limit", action="append", metavar="HOST", help="only this host (repeatable)")
+    p.add_argument(
+        "--out", type=Path, default=Path("advise"), metavar="DIR", help="report folder (./advise)"
+    )
     p.add_argument(
         "--ready-timeout", type=positive_float, default=900.0, metavar="S",
         help="bound on an engine's cold start to its first token (default 900)",
     )  # fmt: skip
-    p.add_argument("--request-timeout", type=positive_float, default=300.0, metavar="S")
-    p.add_argument("--time-limit", type=positive_float, default=600.0, metavar="S")
+    p.add_argument(
+        "--request-timeout", type=positive_float, default=300.0, metavar="S",
+        help="fail a request not finished after this many seconds (default 300)",
+    )  # fmt: skip
+    p.add_argument(
+        "--time-limit", type=positive_float, default=600.0, metavar="S",
+        help="start no new request at a level after this many seconds (default 600)",
+    )  # fmt: skip
     p.add_argument("--apply", action="store_true", help="deploy each host's recommendation")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask before changing hosts")
     p.add_argument("--from-report", type=Path, metavar="JSON", help="re-render a report")

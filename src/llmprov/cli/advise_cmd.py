@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -225,8 +226,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _confirm(hosts: list[str], engines: tuple[str, ...]) -> bool:
-    import sys
-
     if not sys.stdin.isatty():
         Console(stderr=True).print(
             "llmprov advise: refusing to change hosts without a terminal; pass -y"

@@ -187,8 +187,7 @@ def measure_engine(
             reload = _reload(url, config, plan) if engine == "ollama" else None
             progress(f"{host}: {engine}: replaying the workload at {plan.concurrencies}")
             levels, rates = asyncio.run(_replay(url, config, plan))
-            pids, rss = parse_memory(run(memory_command(unit)).splitlines())
-            gpu = parse_gpu_memory(run(GPU_MEMORY_COMMAND).splitlines(), pids)
+            rss, gpu, notes = _memory(run, unit)
             run(stop_command([unit]))
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         return EngineMeasurement(
@@ -198,6 +197,7 @@ def measure_engine(
             reload_s=reload,
             rss_bytes=rss,
             gpu_memory_mib=gpu,
+            notes=notes,
             results=bench.level_results(engine, url, config, levels, stamp),
             rate_levels=[
                 RateLevel(request_rate=rate, stats=level_stats(records))
@@ -226,6 +226,19 @@ def _stop_quietly(path: Path, engine: str, host: str) -> None:
         host_shell(load_for(path, engine, host), host) as run,
     ):
         run(stop_command([unit_of(engine)]))
+
+
+def _memory(run: Callable[[str], str], unit: str) -> tuple[int | None, float | None, list[str]]:
+    """RSS and GPU memory of the unit's processes; a probe that fails is a note, not a failure
+    of the measurement, whose throughput figures stand without it."""
+    try:
+        pids, rss = parse_memory(run(memory_command(unit)).splitlines())
+    except (HostCommandError, ProbeOutputError) as exc:
+        return None, None, [f"memory not read: {exc}"]
+    try:
+        return rss, parse_gpu_memory(run(GPU_MEMORY_COMMAND).splitlines(), pids), []
+    except (HostCommandError, ProbeOutputError) as exc:
+        return rss, None, [f"GPU memory not read: {exc}"]
 
 
 def _cold_start(

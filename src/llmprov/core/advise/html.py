@@ -273,7 +273,7 @@ def _host_section(host: HostReport, report: AdviseReport) -> list[str]:
         "<th>note</th></tr>"
     )
     for e in host.engines:
-        note = e.error or (
+        note = "; ".join([*([e.error] if e.error else []), *e.notes]) or (
             f"misses at {e.first_miss.concurrency}: {'; '.join(e.first_miss.reasons)}"
             if e.first_miss
             else "meets the SLO at every level"

@@ -31,12 +31,20 @@ def start_command(unit: str) -> str:
     return f"systemctl start {shlex.quote(unit)}"
 
 
+# Where systemd's hierarchy is mounted: cgroup v2 (Debian 12's default), then the hybrid and
+# legacy layouts, which a host under a cgroup v1 parent (a container) still has.
+CGROUP_ROOTS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd")
+
+
 def memory_command(unit: str) -> str:
-    """`PID RSS_KB` per process in the unit's cgroup (cgroup v2, as on Debian 12 and later)."""
+    """`PID RSS_KB` per process in the unit's cgroup, under whichever layout the host has."""
     cg = f"$(systemctl show -p ControlGroup --value {shlex.quote(unit)})"
+    roots = " ".join(CGROUP_ROOTS)
     return (
-        f'cg={cg}; [ -n "$cg" ] || exit 3; '
-        'for p in $(cat "/sys/fs/cgroup$cg/cgroup.procs"); do '
+        f'cg={cg}; [ -n "$cg" ] || exit 3; procs=; '
+        f'for root in {roots}; do [ -f "$root$cg/cgroup.procs" ] && '
+        'procs="$root$cg/cgroup.procs" && break; done; [ -n "$procs" ] || exit 4; '
+        'for p in $(cat "$procs"); do '
         "r=$(awk '/^VmRSS:/{print $2}' /proc/$p/status 2>/dev/null) && "
         '[ -n "$r" ] && echo "$p $r"; done; true'
     )

@@ -56,6 +56,8 @@ class EngineMeasurement(_Frozen):
     gpu_memory_mib: float | None = None
     results: list[BenchResult] = []
     rate_levels: list[RateLevel] = []
+    # What could not be measured while the rest was (memory, say), one line each.
+    notes: list[str] = []
 
 
 class EngineReport(EngineMeasurement):
@@ -290,6 +292,7 @@ def report_to_markdown(report: AdviseReport) -> str:
             "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for e in host.engines:
+            lines += [f"| {e.label} | note: {note} | | | | | | |" for note in e.notes]
             for r in sorted(latest_by_concurrency(e.results).values(), key=lambda r: r.concurrency):
                 lines.append(f"| {e.label} | {r.concurrency} | " + _stats_cells(r.stats))
         if any(e.rate_levels for e in host.engines):

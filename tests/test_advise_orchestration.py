@@ -232,3 +232,28 @@ def test_uninstall_is_found_only_where_llmprov_has_it(monkeypatch: pytest.Monkey
     assert advise.uninstall_deploy() is None
     monkeypatch.setattr(advise, "UNINSTALL", ("llmprov.deploy.engines", "no_such_function"))
     assert advise.uninstall_deploy() is None
+
+
+def test_a_memory_probe_that_fails_is_a_note_and_the_figures_stand(
+    fake: tuple[FakeHost, OpenAIStandIn, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host, _, inv = fake
+    shell = host.shell
+
+    @contextlib.contextmanager
+    def no_cgroup(loaded: Any, name: str) -> Iterator[Any]:
+        with shell(loaded, name) as run:
+
+            def probe(command: str) -> str:
+                if "cgroup.procs" in command:
+                    raise advise.HostCommandError(f"{name}: `memory` failed: exit 4")
+                return str(run(command))
+
+            yield probe
+
+    monkeypatch.setattr(advise, "host_shell", no_cgroup)
+    measured = advise.measure_engine(plan(inv, ("llamacpp",)), "box-1", "llamacpp", print)
+    assert measured.error is None
+    assert measured.rss_bytes is None and measured.gpu_memory_mib is None
+    assert measured.notes == ["memory not read: box-1: `memory` failed: exit 4"]
+    assert [r.stats.succeeded for r in measured.results] == [3, 3]

@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # cmake, ninja-build and build-essential build llama-quantize locally when no cached build fits.
+# chromium renders the advise report in its browser test (tests/test_advise_browser.py).
 DEBIAN_PACKAGES=(debootstrap systemd-container iptables systemd openssh-client iproute2 curl vagrant
-  cmake ninja-build build-essential zstd)
+  cmake ninja-build build-essential zstd chromium)
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -156,9 +156,16 @@ def _host_data(host: Any) -> dict[str, Any] | FieldError:
 
 
 def load_inventory(
-    path: Path, engine_override: str | None = None, limit: list[str] | None = None
+    path: Path,
+    engine_override: str | None = None,
+    limit: list[str] | None = None,
+    *,
+    every_host: bool = False,
 ) -> LoadedInventory:
-    """Load and validate; raise InventoryError listing every bad host and field."""
+    """Load and validate; raise InventoryError listing every bad host and field.
+
+    `engine_override` selects (hosts naming it, or naming none); with `every_host` it is instead
+    applied to every host `limit` selects, as `advise` does when it tries each engine on a host."""
     inventory = load_pyinfra_inventory(path)
     files = controller_files(path.resolve().parent)
     hosts: dict[str, HostConfig] = {}
@@ -166,8 +173,13 @@ def load_inventory(
     errors: list[FieldError] = []
     selection = select_hosts(
         [InventoryHost(h.name, tuple(h.groups), h.data.dict().get("engine")) for h in inventory],
-        engine=engine_override,
+        engine=None if every_host else engine_override,
         limit=limit,
+    )
+    overrides = (
+        dict.fromkeys(selection.selected, engine_override)
+        if every_host and engine_override
+        else selection.overrides
     )
     errors.extend(selection.errors)
     names = selection.selected
@@ -182,7 +194,7 @@ def load_inventory(
             continue
         host_data[host.name] = data
         result = validate_host(
-            host.name, data, files, selection.overrides.get(host.name), str(path.resolve().parent)
+            host.name, data, files, overrides.get(host.name), str(path.resolve().parent)
         )
         if isinstance(result, list):
             errors.extend(result)

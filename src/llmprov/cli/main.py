@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "llmprov.cli.sandbox_cmd",
     "llmprov.cli.models_cmd",
     "llmprov.cli.matrix_cmd",
+    "llmprov.cli.advise_cmd",
 )
 
 
@@ -40,6 +41,7 @@ SUMMARIES: dict[str, str] = {
     "sandbox": "boot throwaway Debian 12 hosts (systemd-nspawn) to deploy to over SSH",
     "models": "pull, convert and import model files on the controller",
     "matrix": "pick the vLLM, torch and CUDA build for an NVIDIA driver and GPU",
+    "advise": "benchmark each engine on your workload, recommend one and (--apply) deploy it",
 }
 
 

@@ -1,0 +1,1 @@
+"""Pure logic of `llmprov advise`: workloads, SLOs, goodput and knee, the recommendation, the report."""

@@ -36,8 +36,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def ops_table(run: DeployRun) -> Table:
-    table = Table(title="planned changes (dry run)" if run.dry else f"deploy ({run.seconds:.1f}s)")
+def ops_table(run: DeployRun, what: str = "deploy") -> Table:
+    title = "planned changes (dry run)" if run.dry else f"{what} ({run.seconds:.1f}s)"
+    table = Table(title=title)
     for col in (
         "host",
         "result",
@@ -53,13 +54,13 @@ def ops_table(run: DeployRun) -> Table:
     return table
 
 
-def _confirm(args: argparse.Namespace) -> bool:
-    if args.yes or args.dry:
+def confirm(yes: bool, question: str = "Change these hosts?") -> bool:
+    if yes:
         return True
     if not sys.stdin.isatty():
         err_console.print("llmprov: refusing to change hosts without a terminal; pass -y")
         return False
-    return console.input("Change these hosts? [y/N] ").strip().lower() in ("y", "yes")
+    return console.input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from llmprov.deploy.engines import deploy_host
     from llmprov.deploy.runner import DeployFailed, run_pyinfra
 
-    if not _confirm(args):
+    if not confirm(args.yes or args.dry):
         return EXIT_FAILED
     try:
         result = run_pyinfra(loaded, deploy_host, dry=args.dry)
@@ -85,11 +86,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     ok = result.ok
     if not args.no_smoke:
-        ok = _prove(loaded, result, bench=not args.no_bench, results_dir=Path(args.results)) and ok
+        ok = prove_hosts(loaded, result, not args.no_bench, Path(args.results)) and ok
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def _prove(loaded: object, result: DeployRun, bench: bool, results_dir: Path) -> bool:
+def prove_hosts(loaded: object, result: DeployRun, bench: bool, results_dir: Path | None) -> bool:
+    """Smoke-check (and, with `bench`, measure) every host that succeeded and asks for checks."""
     from llmprov.checks.after_deploy import prove
     from llmprov.checks.bench import append_results
     from llmprov.cli.bench_cmd import results_table
@@ -110,7 +112,7 @@ def _prove(loaded: object, result: DeployRun, bench: bool, results_dir: Path) ->
             continue
         if proof.smoke is not None:
             console.print(smoke_table(proof.smoke, f"{name}: smoke check ({proof.url})"))
-        if proof.bench:
+        if proof.bench and results_dir is not None:
             results_dir.mkdir(parents=True, exist_ok=True)
             out = results_dir / f"{name}-{cfg.engine}.jsonl"
             append_results(out, proof.bench)

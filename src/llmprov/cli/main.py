@@ -20,6 +20,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "llmprov.cli.sandbox_cmd",
     "llmprov.cli.models_cmd",
     "llmprov.cli.matrix_cmd",
+    "llmprov.cli.rollback_cmd",
+    "llmprov.cli.uninstall_cmd",
 )
 
 

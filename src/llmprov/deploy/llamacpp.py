@@ -1,4 +1,4 @@
-"""Deploy of llama.cpp's llama-server: a cached build from a pinned source, switched in by a link."""
+"""Deploy of llama.cpp's llama-server: a cached build from a pinned source, upgraded as deploy/upgrade.py says."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from pyinfra.context import host
-from pyinfra.facts.files import File
 from pyinfra.facts.server import Arch
 from pyinfra.operations import apt, files, server
 
@@ -25,9 +24,24 @@ from llmprov.core.llamacpp_build import (
 )
 from llmprov.core.parsers import distro_id
 from llmprov.core.render_plan import plan_host
-from llmprov.deploy.common import any_change, engine_dirs, run_unit, service_user, upload, wait_http
+from llmprov.core.upgrade import InstallState
+from llmprov.deploy.common import engine_dirs, service_user, upload
 from llmprov.deploy.models import place_model
+from llmprov.deploy.upgrade import (
+    VERSION_FILES,
+    Readiness,
+    check_binary,
+    deployed,
+    installed_versions,
+    record_and_prune,
+    switch_and_prove,
+)
 from llmprov.facts.host import CpuFlagsDigest, OsRelease
+
+SERVER = VERSION_FILES["llamacpp"][0]
+# llama-server answers /health with 503 while the model loads, then 200 and this body.
+HEALTHY = '{"status":"ok"}'
+READY_TIMEOUT_S = 120
 
 # Built binaries kept on the controller, least recently used dropped past this size.
 BINARY_CACHE_BYTES = 2 * 1024**3
@@ -37,11 +51,11 @@ def binary_cache_dir() -> Path:
     return cache_root() / binary_cache_dir_name()
 
 
-def _install_build(cfg: HostConfig, key: str) -> list[Any]:
+def _install_build(cfg: HostConfig, key: str, installed: InstallState) -> list[Any]:
     """Make /opt/llmprov/llamacpp/<key> exist: from the controller's cache, else by building here."""
     layout = EngineLayout("llamacpp")
     dest = layout.version_dir(key)
-    if host.get_fact(File, path=f"{dest}/bin/llama-server"):
+    if installed.has(key):
         host.noop(f"llama.cpp build {key} is already installed")
         return []
     cached = binary_cache_dir() / f"{key}.tar.gz"
@@ -135,18 +149,23 @@ def build_key_for_host(cfg: HostConfig) -> str:
     return build_key(source_for(s), cmake_flags(s, cuda=cfg.has_nvidia), target)
 
 
+def readiness(key: str) -> Readiness:
+    return Readiness("/health", HEALTHY, HEALTHY, READY_TIMEOUT_S, f"llama.cpp build {key}")
+
+
 def deploy_llamacpp(cfg: HostConfig) -> None:
     layout = EngineLayout("llamacpp")
     key = build_key_for_host(cfg)
     service_user(cfg, home=layout.state_dir)
     dirs = engine_dirs(cfg)
-    installed = _install_build(cfg, key)
-    link = files.link(
-        name=f"Switch to build {key}", path=layout.current, target=layout.version_dir(key)
-    )
+    installed = installed_versions("llamacpp")
+    staged = _install_build(cfg, key, installed)
+    label = f"llama.cpp build {key}"
+    check_binary(installed, key, label, [f"{layout.version_dir(key)}/{SERVER}", "--version"])
     # The environment file first: a Hugging Face pull reads HF_TOKEN from it.
     rendered = upload(plan_host(cfg))
     model = place_model(cfg)
-    changed = any_change([*installed, link, *model, *rendered, *dirs])
-    run_unit(layout.unit_name, changed)
-    wait_http(cfg, "/health", "ok", changed, timeout_s=120)
+    changes = [*staged, *model, *rendered, *dirs]
+    switch_and_prove(cfg, layout, key, installed, changes, readiness(key))
+    version = source_for(cfg.settings.llamacpp).version
+    record_and_prune(cfg, layout, deployed(cfg, version, key), installed)

@@ -37,13 +37,22 @@ from llmprov.core.ollama_release import (
     linux_archives,
     model_present,
     parse_checksums,
-    prune_candidates,
     release_source,
     unpack_argv,
 )
 from llmprov.core.render_plan import plan_host
-from llmprov.deploy.common import any_change, run_unit, service_user, upload
+from llmprov.deploy.common import service_user, upload
 from llmprov.deploy.models import import_into_ollama
+from llmprov.deploy.upgrade import (
+    Readiness,
+    deployed,
+    record_and_prune,
+    switch_and_prove,
+    wait_command,
+)
+from llmprov.deploy.upgrade import (
+    probe_address as probe_address,
+)
 from llmprov.facts.ollama import NvTegraRelease, OllamaInstallState, OllamaModels
 
 # The marker written into a version's folder once it is fully unpacked: the digests it came from.
@@ -162,54 +171,17 @@ def unpack_command(
     return _sh(lines)
 
 
-def switch_command(current: str, target: str) -> str:
-    """Point `current` at `target` in one rename, so the link is never missing or half-made."""
-    tmp = f"{current}.new"
-    return _sh([shlex.join(["ln", "-sfn", target, tmp]), shlex.join(["mv", "-Tf", tmp, current])])
-
-
-def probe_address(cfg: HostConfig) -> str:
-    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(cfg.bind, cfg.bind)
-
-
 def wait_version_command(
     cfg: HostConfig, version: str, timeout_s: int, rollback: tuple[str, str, str] | None
 ) -> str:
-    """Poll /api/version until it names `version`; on timeout, roll back when told how.
+    """Poll /api/version until it names `version`; on timeout, roll back when told how."""
+    return wait_command(cfg, ollama_readiness(version, timeout_s), rollback)
 
-    `rollback` is (current link, previous target, unit): the link goes back and the unit restarts
-    on the version that served before, and the command still fails so the deploy reports it.
-    """
-    addr = probe_address(cfg)
-    request = "GET /api/version HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n"
-    # bash's /dev/tcp, so that hosts without curl can be checked; `timeout` bounds a stuck read.
-    probe = f"(exec 3<>/dev/tcp/{addr}/{cfg.port} && printf '{request}' >&3 && timeout 5 cat <&3)"
-    expect = shlex.quote(f'"version":"{version}"')
-    failed = f"Ollama {version} did not answer on {addr}:{cfg.port}/api/version after {timeout_s}s"
-    lines = [
-        f"for i in $(seq {timeout_s}); do",
-        f"  out=$( {probe} 2>/dev/null || true)",
-        f'  case "$out" in *{expect}*) exit 0;; esac',
-        "  sleep 1",
-        "done",
-        f"echo {shlex.quote(failed)} >&2",
-    ]
-    if rollback is not None:
-        link, previous, unit = rollback
-        back = f"rolled back: {link} -> {previous} again, {unit} restarted"
-        # The deploy still fails, but only once the version that served before answers again.
-        lines += [
-            switch_command(link, previous).removeprefix("set -eu\n"),
-            shlex.join(["systemctl", "restart", unit]),
-            f"for i in $(seq {timeout_s}); do",
-            f"  out=$( {probe} 2>/dev/null || true)",
-            f'  case "$out" in *\'"version":\'*) echo {shlex.quote(back + ", serving again")} >&2; exit 1;; esac',
-            "  sleep 1",
-            "done",
-            f"echo {shlex.quote(back + ', but it does not answer either')} >&2",
-        ]
-    lines.append("exit 1")
-    return "bash -c " + shlex.quote("\n".join(lines))
+
+def ollama_readiness(version: str, timeout_s: int) -> Readiness:
+    return Readiness(
+        "/api/version", f'"version":"{version}"', '"version":', timeout_s, f"Ollama {version}"
+    )
 
 
 # ---------------------------------------------------------------- operations
@@ -333,10 +305,6 @@ def _user_and_folders(cfg: HostConfig) -> list[Any]:
     return ops
 
 
-def _previous(state: InstallState, key: str) -> str | None:
-    return state.current if state.current and state.current != key else None
-
-
 def pull_model(cfg: HostConfig, binary: str) -> list[Any]:
     ref = cfg.model_ref
     if not isinstance(ref, OllamaRef):
@@ -378,35 +346,8 @@ def deploy_ollama(cfg: HostConfig) -> None:
     setup = _user_and_folders(cfg)
     installed = install_release(cfg, key, flavour, state)
     rendered = upload(plan_host(cfg))
-    previous = _previous(state, key)
-    switch: list[Any] = []
-    if state.current != key:
-        switch.append(
-            server.shell(
-                name=f"Switch {layout.current} to {key}"
-                + (f" (from {previous})" if previous else ""),
-                commands=[switch_command(layout.current, layout.version_dir(key))],
-            )
-        )
-    else:
-        host.noop(f"{layout.current} already points at {key}")
     files.link(name="ollama on the PATH", path=CLI_LINK, target=f"{layout.current}/bin/ollama")
-    changed = any_change([*setup[:2], *installed, *rendered, *switch])
-    run_unit(layout.unit_name, changed)
-    rollback = (
-        (layout.current, layout.version_dir(previous), layout.unit_name)
-        if previous and switch
-        else None
-    )
-    server.shell(
-        name=f"Wait for Ollama {version} on /api/version",
-        commands=[wait_version_command(cfg, version, READY_TIMEOUT_S, rollback)],
-        _if=lambda: changed,
-    )
+    changes = [*setup[:2], *installed, *rendered]
+    switch_and_prove(cfg, layout, key, state, changes, ollama_readiness(version, READY_TIMEOUT_S))
     pull_model(cfg, f"{layout.current}/bin/ollama")
-    stale = prune_candidates(state, keep=[key, *([previous] if previous else [])])
-    if stale:
-        server.shell(
-            name=f"Remove older Ollama installs: {', '.join(stale)}",
-            commands=[shlex.join(["rm", "-rf", *(layout.version_dir(k) for k in stale)])],
-        )
+    record_and_prune(cfg, layout, deployed(cfg, version, key), state)

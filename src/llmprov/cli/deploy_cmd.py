@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         err_console.print(f"[bold red]deploy failed:[/] {exc}")
         return EXIT_FAILED
     console.print(ops_table(result))
+    if not args.dry:
+        _bound_cache()
     if args.dry:
         for r in result.results.values():
             for op in r.ops:
@@ -88,6 +90,19 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_smoke:
         ok = prove_hosts(loaded, result, not args.no_bench, Path(args.results)) and ok
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _bound_cache() -> None:
+    """Keep the controller's cache within its bound, least recently used first."""
+    from llmprov.cache import CacheError, cache_bound, cache_root, prune_cache
+
+    try:
+        removed = prune_cache(cache_root(), cache_bound())
+    except (CacheError, OSError) as exc:
+        err_console.print(f"[yellow]cache not pruned: {exc}[/]")
+        return
+    for path in removed:
+        console.print(f"cache: removed {path} (least recently used, over the bound)")
 
 
 def prove_hosts(loaded: object, result: DeployRun, bench: bool, results_dir: Path | None) -> bool:

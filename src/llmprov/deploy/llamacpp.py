@@ -10,7 +10,7 @@ from pyinfra.context import host
 from pyinfra.facts.server import Arch
 from pyinfra.operations import apt, files, server
 
-from llmprov.cache import binary_cache_dir_name, cache_root, fetch_pypi_sdist, prune
+from llmprov.cache import binary_cache_dir_name, cache_root, fetch_pypi_sdist
 from llmprov.core.config import HostConfig
 from llmprov.core.layout import EngineLayout
 from llmprov.core.llamacpp_build import (
@@ -42,9 +42,6 @@ SERVER = VERSION_FILES["llamacpp"][0]
 # llama-server answers /health with 503 while the model loads, then 200 and this body.
 HEALTHY = '{"status":"ok"}'
 READY_TIMEOUT_S = 120
-
-# Built binaries kept on the controller, least recently used dropped past this size.
-BINARY_CACHE_BYTES = 2 * 1024**3
 
 
 def binary_cache_dir() -> Path:
@@ -127,7 +124,6 @@ def _install_build(cfg: HostConfig, key: str, installed: InstallState) -> list[A
     )
     ops.append(server.shell(name=f"Build llama.cpp {key} (minutes)", commands=[script]))
     binary_cache_dir().mkdir(parents=True, exist_ok=True)
-    prune(binary_cache_dir(), BINARY_CACHE_BYTES)
     ops.append(
         files.get(
             name=f"Keep build {key} in the controller cache",

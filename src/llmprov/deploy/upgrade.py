@@ -106,6 +106,8 @@ def wait_command(cfg: HostConfig, ready: Readiness, rollback: tuple[str, str, st
         # The deploy still fails, but only once the version that served before answers again.
         lines += [
             switch_command(link, previous).removeprefix("set -eu\n"),
+            # A new version that kept failing may have hit systemd's start limit; clear it first.
+            shlex.join(["systemctl", "reset-failed", unit]) + " || true",
             shlex.join(["systemctl", "restart", unit]),
             f"for i in $(seq {timeout_s}); do",
             f"  out=$( {probe} 2>/dev/null || true)",

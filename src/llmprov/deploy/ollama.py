@@ -123,18 +123,30 @@ def _sh(lines: list[str]) -> str:
     return "set -eu\n" + "\n".join(lines)
 
 
-def verify_lines(partial: str, final: str, digest: str, label: str) -> list[str]:
+SHA256_LINUX: tuple[str, ...] = ("sha256sum",)
+
+
+def verify_lines(
+    partial: str, final: str, digest: str, label: str, hasher: tuple[str, ...] = SHA256_LINUX
+) -> list[str]:
     """Check a downloaded file against its published digest; move it into place only if it matches."""
     q = shlex.quote
     msg = q(f"{label}: sha256 does not match the release's {digest}; got ")
     return [
-        f"got=$(sha256sum {q(partial)} | cut -d' ' -f1)",
+        f"got=$({shlex.join([*hasher, partial])} | cut -d' ' -f1)",
         f'if [ "$got" != {q(digest)} ]; then rm -f {q(partial)}; echo {msg}"$got" >&2; exit 1; fi',
         shlex.join(["mv", "-f", partial, final]),
     ]
 
 
-def download_command(url: str, partial: str, final: str, digest: str, fetcher: str) -> str:
+def download_command(
+    url: str,
+    partial: str,
+    final: str,
+    digest: str,
+    fetcher: str,
+    hasher: tuple[str, ...] = SHA256_LINUX,
+) -> str:
     if fetcher == "wget":
         get = ["wget", "-q", "-O", partial, url]
     else:
@@ -145,9 +157,50 @@ def download_command(url: str, partial: str, final: str, digest: str, fetcher: s
             # An interrupted download leaves nothing behind to be mistaken for a good one.
             f"trap {shlex.quote(shlex.join(['rm', '-f', partial]))} EXIT",
             shlex.join(get),
-            *verify_lines(partial, final, digest, url.rsplit("/", 1)[-1]),
+            *verify_lines(partial, final, digest, url.rsplit("/", 1)[-1], hasher),
         ]
     )
+
+
+def fetch_archive(
+    cfg: HostConfig,
+    source: ReleaseSource,
+    archive: str,
+    digest: str,
+    download_dir: str,
+    note: str,
+    fetcher: str = "curl",
+    hasher: tuple[str, ...] = SHA256_LINUX,
+    **op_args: Any,
+) -> list[Any]:
+    """Bring one release file to `download_dir/archive`, verified against `digest`: downloaded on
+    the host from a remote source, else uploaded from the controller's folder. The Linux and macOS
+    deploys both take their archives this way; only the sha256 tool differs."""
+    partial = f"{download_dir}/{archive}.partial"
+    final = f"{download_dir}/{archive}"
+    if source.is_remote:
+        url = source.location(archive)
+        return [
+            server.shell(
+                name=f"Download and verify {archive} ({note})",
+                commands=[download_command(url, partial, final, digest, fetcher, hasher)],
+                **op_args,
+            )
+        ]
+    return [
+        files.put(
+            name=f"Upload {archive} ({note})",
+            src=local_file(cfg, source, archive),
+            dest=partial,
+            mode="600",
+            **op_args,
+        ),
+        server.shell(
+            name=f"Verify {archive}",
+            commands=[_sh(verify_lines(partial, final, digest, archive, hasher))],
+            **op_args,
+        ),
+    ]
 
 
 def unpack_command(
@@ -237,34 +290,8 @@ def install_release(
         )
     )
     for archive in archives:
-        partial = f"{DOWNLOAD_DIR}/{archive}.partial"
-        final = f"{DOWNLOAD_DIR}/{archive}"
-        if source.is_remote:
-            ops.append(
-                server.shell(
-                    name=f"Download and verify {archive} ({version}, {kind})",
-                    commands=[
-                        download_command(
-                            source.location(archive), partial, final, digests[archive], fetcher
-                        )
-                    ],
-                )
-            )
-        else:
-            ops.append(
-                files.put(
-                    name=f"Upload {archive} ({version}, {kind})",
-                    src=local_file(cfg, source, archive),
-                    dest=partial,
-                    mode="600",
-                )
-            )
-            ops.append(
-                server.shell(
-                    name=f"Verify {archive}",
-                    commands=[_sh(verify_lines(partial, final, digests[archive], archive))],
-                )
-            )
+        note = f"{version}, {kind}"
+        ops += fetch_archive(cfg, source, archive, digests[archive], DOWNLOAD_DIR, note, fetcher)
     ops.append(
         server.shell(
             name=f"Unpack Ollama {key} beside the running version",

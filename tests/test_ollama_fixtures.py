@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from fixture_runner import CannedFacts, run_deploy
+from structured import parse_case_output
 
 from llmprov.core.config import HostConfig
 from llmprov.core.validate import ControllerFiles, validate_host
@@ -80,11 +81,23 @@ def cases() -> Iterator[Any]:
 def test_deploy_matches_fixture(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     case = json.loads(path.read_text())
     got = run_case(case, monkeypatch)
+    # What is compared as text must be a document its reader takes: plists, WinSW XML, PowerShell.
+    parse_case_output(got, windows=path.parent.name == "windows")
     if UPDATE:
         case["expected"] = got
         path.write_text(json.dumps(case, indent=2, ensure_ascii=False) + "\n")
         return
     assert got == case["expected"]
+
+
+def test_the_cases_hold_plists_winsw_definitions_and_powershell_to_parse() -> None:
+    suffixes: set[str] = set()
+    for path in FIXTURES.glob("*/*.json"):
+        for op in json.loads(path.read_text())["expected"]["operations"]:
+            for command in op["commands"]:
+                if isinstance(command, dict) and "content" in command:
+                    suffixes.add(Path(command["upload"]).suffix)
+    assert {".plist", ".xml", ".ps1"} <= suffixes
 
 
 def test_every_os_has_install_upgrade_and_settings_cases() -> None:

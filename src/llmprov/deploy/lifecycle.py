@@ -89,9 +89,9 @@ def removal(cfg: HostConfig, keep_models: bool) -> Removal:
     links: list[str] = []
     folders = [layout.root, layout.cache_dir, f"{layout.unit_path}.d"]
     if cfg.engine == "vllm":
-        from llmprov.core.vllm_env import TOOLS_DIR
+        from llmprov.core.vllm_env import TOOLS_DIR, UV_CACHE_DIR
 
-        folders.append(TOOLS_DIR)
+        folders += [TOOLS_DIR, UV_CACHE_DIR]
     if cfg.engine == "ollama":
         from llmprov.deploy.ollama import CLI_LINK
 

@@ -391,3 +391,21 @@ def test_a_new_version_that_answers_stays(tmp_path: Path, served: tuple[Path, in
     assert done.returncode == 0, done.stderr
     assert os.readlink(tmp_path / "current") == str(tmp_path / "v2")
     assert (tmp_path / "systemctl.log").read_text() == "start new\n"
+
+
+def test_rollback_to_a_version_deployed_before_records_waits_for_any_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = config(tmp_path, engine="ollama", model="ollama://smollm2:135m")
+    from llmprov.core.upgrade import record_deploy
+
+    new = Deployed("ollama", "0.12.6", "0.12.6", "ollama://smollm2:135m", None, T0)
+    state = record_deploy({}, new, keep=1, running="0.12.5")
+    assert state is not None
+    facts = {
+        ("InstalledVersions", ""): InstallState(("0.12.5", "0.12.6"), "0.12.6"),
+        ("StateRecord", ""): render_state(state),
+    }
+    plan = run_deploy(lambda: rollback_host(cfg), monkeypatch, loose_facts(facts), HOST, None)
+    wait = plan.commands("Wait for")[0]
+    assert "'\"version\":'" in wait and '"version":"unrecorded"' not in wait

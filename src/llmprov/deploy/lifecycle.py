@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyinfra.context import host
@@ -11,7 +11,7 @@ from pyinfra.operations import files, systemd
 from llmprov.core.config import HostConfig
 from llmprov.core.layout import EngineLayout, model_path
 from llmprov.core.render_plan import plan_host
-from llmprov.core.upgrade import STATE_PATH, StateError, forget, record_rollback
+from llmprov.core.upgrade import STATE_PATH, UNRECORDED, StateError, forget, record_rollback
 from llmprov.deploy.common import any_change
 from llmprov.deploy.upgrade import (
     Readiness,
@@ -65,6 +65,9 @@ def rollback_host(cfg: HostConfig) -> None:
     except StateError as exc:
         raise LifecycleError(f"{cfg.name}: rollback: {exc}") from exc
     ready = _readiness(cfg, target.version, target.key)
+    if target.version == UNRECORDED:
+        # Deployed before records existed: its version is unknown, any answer will do.
+        ready = replace(ready, expect=ready.serving)
     switch_and_prove(cfg, layout, target.key, installed, [], ready)
     write_state(new, f"rollback of {cfg.engine} to {target.key}")
 

@@ -126,7 +126,9 @@ def test_a_fresh_host_stages_checks_the_binary_then_switches_and_records(
         f"Wait for llama.cpp build {key} on /health",
         f"Record llamacpp {key}",
     )
-    assert plan.commands("Check ") == [f"{LAYOUT.version_dir(key)}/bin/llama-server --version"]
+    assert plan.commands(f"Check llama.cpp build {key} runs") == [
+        f"{LAYOUT.version_dir(key)}/bin/llama-server --version"
+    ]
     # Nothing served before: no version to switch back to.
     assert "rolled back" not in plan.commands("Wait for")[0]
     current = uploaded_record(plan)["engines"]["llamacpp"]["current"]
@@ -409,3 +411,84 @@ def test_rollback_to_a_version_deployed_before_records_waits_for_any_answer(
     plan = run_deploy(lambda: rollback_host(cfg), monkeypatch, loose_facts(facts), HOST, None)
     wait = plan.commands("Wait for")[0]
     assert "'\"version\":'" in wait and '"version":"unrecorded"' not in wait
+
+
+# ---------------------------------------------------------------- the spare-port check, for real
+
+STANDIN_SERVER = """
+import sys, http.server
+args = sys.argv[1:]
+if "--fail" in args:
+    print("cannot load the model", file=sys.stderr)
+    sys.exit(1)
+port = int(args[args.index("--port") + 1])
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'{"status":"ok"}'
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), Health).serve_forever()
+"""
+
+
+def spare_check(tmp_path: Path, *extra: str, first_port: int) -> subprocess.CompletedProcess[str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    runuser = bin_dir / "runuser"
+    # Stands in for util-linux's runuser (root only): drops `-u USER --` and runs the rest.
+    runuser.write_text('#!/bin/sh\nshift 3\nexec "$@"\n')
+    runuser.chmod(0o755)
+    server = tmp_path / "server.py"
+    server.write_text(STANDIN_SERVER)
+    ready = Readiness("/health", llamacpp.HEALTHY, llamacpp.HEALTHY, 20, "build k")
+    argv = [sys.executable, str(server), *extra]
+    cmd = upgrade.spare_port_command("build k", argv, "llamacpp", ready, first_port)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return subprocess.run(cmd, shell=True, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_the_spare_port_check_passes_when_the_new_build_answers_and_stops_it(
+    tmp_path: Path,
+) -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    first = int(busy.getsockname()[1])
+    try:
+        done = spare_check(tmp_path, first_port=first)
+    finally:
+        busy.close()
+    assert done.returncode == 0, done.stderr
+    # The check's own server is gone: nothing answers on the ports it may have taken.
+    for port in range(first + 1, first + 4):
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_the_spare_port_check_fails_with_the_log_when_the_build_exits(tmp_path: Path) -> None:
+    done = spare_check(tmp_path, "--fail", first_port=free_port())
+    assert done.returncode == 1
+    assert "build k exited before it answered" in done.stderr
+    assert "cannot load the model" in done.stderr
+
+
+def test_a_cpu_upgrade_checks_on_a_spare_port_before_the_switch_and_a_gpu_one_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, controller: Path
+) -> None:
+    cfg = config(tmp_path)
+    key = key_for(cfg)
+    cached_build(controller, key)
+    old = deployed(cfg, "0.3.30-old")
+    facts = answers(InstallState(("0.3.30-old",), "0.3.30-old"), record(old))
+    plan = deploy(cfg, monkeypatch, facts)
+    in_order(
+        plan, "Check llama.cpp", f"Check llama.cpp build {key} answers on a spare port", "Switch"
+    )
+    (command,) = plan.commands("Check llama.cpp build " + key + " answers")
+    assert "runuser -u llamacpp --" in command and "--ctx-size 512" in command
+    assert f"--port {cfg.port}" not in command
+    monkeypatch.setattr(HostConfig, "has_nvidia", property(lambda self: True))
+    assert not [n for n in deploy(cfg, monkeypatch, facts).names if "spare port" in n]

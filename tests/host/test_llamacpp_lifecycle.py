@@ -1,8 +1,8 @@
 """llama.cpp's whole life on one real host, through the commands a user runs.
 
 `llmprov deploy -y` (the console entry point, smoke and short throughput check on) then `llmprov
-verify`; the API key refusing a request without it; a new build whose server cannot start, switched
-back with the old one serving; an upgrade to a second build key (CMake flags GGML_NATIVE=OFF); a
+verify`; the API key refusing a request without it; a new build whose server cannot start, stopped
+by the check on a spare port before any switch, the old one serving; an upgrade to a second build key (CMake flags GGML_NATIVE=OFF); a
 rollback; an uninstall that keeps the model; a re-run after each that changes nothing. One host for
 all of it, and one extra build at most (CI time).
 """
@@ -150,9 +150,10 @@ def test_llamacpp_upgrade_failed_upgrade_rollback_and_uninstall(
     assert without.status_code == 401, without.text
     assert with_key.status_code == 200, with_key.text
 
-    # A new build whose server never answers: switched, not answered, switched back, old one serving.
+    # A new build whose server never starts: the spare-port check stops it, the old one serving.
     failed = run_pyinfra(load_inventory(inv_broken), deploy_host).results[name]
     assert not failed.ok
+    assert "answers on a spare port" in (failed.error or ""), failed.error
     assert current(harness, sandbox_host) == key_a
     assert state(harness, sandbox_host) == {"current": key_a, "previous": []}
     assert main(["check", str(inv_a)]) == 0

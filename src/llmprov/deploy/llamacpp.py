@@ -12,7 +12,7 @@ from pyinfra.operations import apt, files, server
 
 from llmprov.cache import binary_cache_dir_name, cache_root, fetch_pypi_sdist
 from llmprov.core.config import HostConfig
-from llmprov.core.layout import EngineLayout
+from llmprov.core.layout import EngineLayout, model_path
 from llmprov.core.llamacpp_build import (
     BUILD_PACKAGES,
     UPSTREAM_ARCHIVE,
@@ -23,6 +23,7 @@ from llmprov.core.llamacpp_build import (
     source_for,
 )
 from llmprov.core.parsers import distro_id
+from llmprov.core.render import llamacpp_argv
 from llmprov.core.render_plan import plan_host
 from llmprov.core.upgrade import InstallState
 from llmprov.deploy.common import engine_dirs, service_user, upload
@@ -34,6 +35,7 @@ from llmprov.deploy.upgrade import (
     deployed,
     installed_versions,
     record_and_prune,
+    spare_port_command,
     switch_and_prove,
 )
 from llmprov.facts.host import CpuFlagsDigest, OsRelease
@@ -145,6 +147,37 @@ def build_key_for_host(cfg: HostConfig) -> str:
     return build_key(source_for(s), cmake_flags(s, cuda=cfg.has_nvidia), target)
 
 
+# Replaced for the check on a spare port: its own address, one slot, a small context.
+_CHECK_DROPS = ("--host", "--port", "--parallel", "--ctx-size")
+
+
+def spare_port_check(cfg: HostConfig, key: str, installed: InstallState) -> list[Any]:
+    """Before the switch, the new build serves the model on a spare port and must answer.
+
+    Two instances fit where the build runs on the CPU: llama-server maps the model file, so both
+    share its pages, and the check's context is small. A GPU build would need the model in GPU
+    memory twice; there the switch-and-prove step alone decides.
+    """
+    if installed.current in (None, key) or cfg.has_nvidia:
+        # Nothing serves yet (the switch-and-prove step checks a first install), or no room.
+        return []
+    layout = EngineLayout("llamacpp")
+    full = llamacpp_argv(cfg, f"{layout.version_dir(key)}/{SERVER}", model_path(cfg))
+    argv: list[str] = []
+    skip = False
+    for arg in full:
+        if skip:
+            skip = False
+        elif arg in _CHECK_DROPS:
+            skip = True
+        else:
+            argv.append(arg)
+    argv += ["--parallel", "1", "--ctx-size", "512"]
+    label = f"llama.cpp build {key}"
+    command = spare_port_command(label, argv, cfg.service_user, readiness(key), cfg.port + 1)
+    return [server.shell(name=f"Check {label} answers on a spare port", commands=[command])]
+
+
 def readiness(key: str) -> Readiness:
     return Readiness("/health", HEALTHY, HEALTHY, READY_TIMEOUT_S, f"llama.cpp build {key}")
 
@@ -161,6 +194,7 @@ def deploy_llamacpp(cfg: HostConfig) -> None:
     # The environment file first: a Hugging Face pull reads HF_TOKEN from it.
     rendered = upload(plan_host(cfg))
     model = place_model(cfg)
+    spare_port_check(cfg, key, installed)
     changes = [*staged, *model, *rendered, *dirs]
     switch_and_prove(cfg, layout, key, installed, changes, readiness(key))
     version = source_for(cfg.settings.llamacpp).version

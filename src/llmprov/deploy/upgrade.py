@@ -4,13 +4,15 @@
    (/opt/llmprov/<engine>/<key>); nothing the running server uses changes.
 2. Check the binary: before `current` moves, the new version's own program runs (`--version`, or
    vLLM's import probe); a failure stops the host with the old version still serving.
-3. Switch `current` to the new folder in one rename, restart the unit, and wait until the new
-   version answers. Two instances of one engine do not fit on the hosts llmprov targets (a model's
-   memory twice), so the check of the answer runs on the real port: if it does not come, the link
-   goes back to the version before, the unit restarts on it, and the deploy fails once the old
-   version answers again (or says that it does not).
-4. Record what now serves in /etc/llmprov/state.json, only when it changed, so a re-run is a no-op.
-5. Prune: remove installed versions the record no longer needs (all but `keep_versions` earlier).
+3. Where two instances fit (llama.cpp on the CPU: both map the same model file), the new version
+   serves on a spare port first and must answer there (`spare_port_command`).
+4. Switch `current` to the new folder in one rename, restart the unit, and wait until the new
+   version answers on the real port. Where two instances do not fit (vLLM preallocates its memory,
+   a GPU build holds the model in GPU memory), this is the check of the answer: if it does not
+   come, the link goes back to the version before, the unit restarts on it, and the deploy fails
+   once the old version answers again (or says that it does not).
+5. Record what now serves in /etc/llmprov/state.json, only when it changed, so a re-run is a no-op.
+6. Prune: remove installed versions the record no longer needs (all but `keep_versions` earlier).
 """
 
 from __future__ import annotations
@@ -131,6 +133,38 @@ def check_binary(installed: InstallState, key: str, label: str, argv: list[str])
     if installed.current == key:
         return []
     return [server.shell(name=f"Check {label} runs", commands=[shlex.join(argv)])]
+
+
+def spare_port_command(
+    label: str, argv: list[str], user: str, ready: Readiness, first_port: int
+) -> str:
+    """Start `argv` (a server without its address) as `user` on a free loopback port from
+    `first_port`, wait until `ready.path` answers with `ready.expect`, then stop it."""
+    q = shlex.quote
+    last = first_port + 50
+    request = f"GET {ready.path} HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n"
+    probe = f"(exec 3<>/dev/tcp/127.0.0.1/$port && printf '{request}' >&3 && timeout 5 cat <&3)"
+    server = shlex.join(["runuser", "-u", user, "--", *argv, "--host", "127.0.0.1", "--port"])
+    lines = [
+        'log=$(mktemp) port=""',
+        f"for p in $(seq {first_port} {last}); do",
+        '  (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { port=$p; break; }',
+        "done",
+        f'[ -n "$port" ] || {{ echo {q(f"no free port in {first_port}-{last} to check {label}")} >&2; exit 1; }}',
+        f'{server} "$port" >"$log" 2>&1 &',
+        "pid=$!",
+        "trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f \"$log\"' EXIT",
+        f"for i in $(seq {ready.timeout_s}); do",
+        f'  kill -0 $pid 2>/dev/null || {{ echo {q(label + " exited before it answered:")} >&2; tail -n 20 "$log" >&2; exit 1; }}',
+        f"  out=$( {probe} 2>/dev/null || true)",
+        f'  case "$out" in *{q(ready.expect)}*) exit 0;; esac',
+        "  sleep 1",
+        "done",
+        f"echo {q(f'{label} did not answer on a spare port after {ready.timeout_s}s:')} >&2",
+        'tail -n 20 "$log" >&2',
+        "exit 1",
+    ]
+    return "bash -c " + q("\n".join(lines))
 
 
 def switch_and_prove(

@@ -22,22 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import inspect
 import json
 import os
-from collections.abc import Iterator
-from io import StringIO
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pyinfra.api import Config, Inventory, State
-from pyinfra.api import host as pyinfra_host
-from pyinfra.api.command import FileUploadCommand, FunctionCommand, StringCommand
-from pyinfra.api.connect import connect_all
-from pyinfra.api.deploy import add_deploy
-from pyinfra.api.operations import run_ops
-from pyinfra.context import ctx_state
+from fixture_runner import CannedFacts, run_deploy
 
 from llmprov.core import render
 from llmprov.core.compose_state import (
@@ -66,84 +58,31 @@ UPDATE = os.environ.get("LLMPROV_UPDATE_FIXTURES") == "1"
 HOST = "@fake/compose-host"
 # Uploads pin what the templates produce, not the release number in their headers.
 PINNED_VERSION = "0.0.0+fixture"
-INLINE_UPLOAD_CHARS = 2500
 
 
 # ---------------------------------------------------------------- harness
-
-
-def fact_name(cls: type) -> str:
-    module = cls.__module__.removeprefix("pyinfra.facts.").removeprefix("llmprov.facts.")
-    prefix = "llmprov." if cls.__module__.startswith("llmprov.") else ""
-    return f"{prefix}{module}.{cls.__name__}"
-
-
-def kwargs_key(kwargs: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
 
 
 def sha1(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()
 
 
-class CannedFacts:
-    """Answers fact requests from a case; `rendered` holds what the deploy planned to upload."""
+def placeholders(rendered: dict[str, str]) -> Callable[[Any, dict[str, Any]], Any]:
+    """Fact answers of the form "@rendered", "@sha1:NAME", "@captured:NAME" (see above)."""
 
-    def __init__(self, facts: dict[str, Any], rendered: dict[str, str]) -> None:
-        self.facts = facts
-        self.rendered = rendered
-
-    def _placeholder(self, value: Any, kwargs: dict[str, Any]) -> Any:
+    def resolve(value: Any, kwargs: dict[str, Any]) -> Any:
         if not isinstance(value, str) or not value.startswith("@"):
             return value
         kind, _, arg = value[1:].partition(":")
         if kind == "rendered":
-            return sha1(self.rendered[kwargs["path"]].encode())
+            return sha1(rendered[kwargs["path"]].encode())
         if kind == "sha1":
             return sha1((FILES / arg).read_bytes())
         if kind == "captured":
             return (CAPTURED / arg).read_text().splitlines()
         raise ValueError(f"unknown placeholder {value!r}")
 
-    def __call__(
-        self, state: Any, host: Any, cls: type, args: Any = None, kwargs: Any = None
-    ) -> Any:
-        kwargs = dict(kwargs or {})
-        fact = cls()
-        inspect.signature(fact.command).bind(*(args or ()), **kwargs)  # the real signature
-        name = fact_name(cls)
-        key = kwargs_key(kwargs)
-        if name not in self.facts:
-            raise LookupError(f"case lacks fact <<{name}||{key}>>")
-        value = self.facts[name]
-        if key:
-            if not isinstance(value, dict) or key not in value:
-                raise LookupError(f"case lacks fact <<{name}||{key}>>")
-            value = value[key]
-        value = self._placeholder(value, kwargs)
-        if name.startswith("llmprov."):
-            lines = list(value)
-            return fact.process(lines) if lines else fact.default()
-        return value
-
-
-def describe(command: Any) -> Any:
-    if isinstance(command, StringCommand):
-        return command.get_raw_value()
-    if isinstance(command, FileUploadCommand):
-        src = command.src
-        if isinstance(src, StringIO):
-            text = src.getvalue()
-            entry: dict[str, Any] = {"upload": command.dest}
-            if len(text) <= INLINE_UPLOAD_CHARS:
-                entry["content"] = text.splitlines()
-            else:
-                entry["sha256"] = hashlib.sha256(text.encode()).hexdigest()
-            return entry
-        return {"upload": command.dest, "src": Path(str(src)).name}
-    if isinstance(command, FunctionCommand):
-        return {"function": getattr(command.function, "__name__", repr(command.function))}
-    return repr(command)
+    return resolve
 
 
 def host_config(host_data: dict[str, Any]) -> HostConfig:
@@ -171,38 +110,14 @@ def run_case(case: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str,
         return planned
 
     monkeypatch.setattr(compose, "plan_host", recording_plan_host)
-    monkeypatch.setattr(pyinfra_host, "get_fact", CannedFacts(case["facts"], rendered))
-    noops: list[str] = []
-
-    def noop(self: Any, text: str) -> None:
-        # The deploy's own notes, not those of pyinfra's operations (logged again on execution).
-        if not self.in_op:
-            noops.append(text)
-
-    monkeypatch.setattr(pyinfra_host.Host, "noop", noop)
-
-    inventory = Inventory(([(HOST, {"fake_delay": 0, "fake_delay_jitter": 0})], {}))
-    state = State(inventory, Config())
-    with ctx_state.use(state):
-        connect_all(state)
     module, _, func = DEPLOYS[(cfg.engine, cfg.os, cfg.runtime)].partition(":")
     deploy = getattr(importlib.import_module(module), func)
+    facts = CannedFacts(case["facts"], placeholders(rendered))
     try:
-        add_deploy(state, lambda: deploy(cfg))
+        plan = run_deploy(lambda: deploy(cfg), monkeypatch, facts, HOST)
     except DeployFailed as exc:
         return {"refused": str(exc)}
-    run_ops(state)
-    host = inventory.get_host(HOST)
-    operations = []
-    for op_hash in state.get_op_order():
-        data = state.ops[host].get(op_hash)
-        if data is None:
-            continue
-        commands = data.operation_meta._commands or []
-        if commands:
-            name = ", ".join(sorted(state.get_op_meta(op_hash).names))
-            operations.append({"name": name, "commands": [describe(c) for c in commands]})
-    return {"operations": operations, "noops": noops, "failed": host in state.failed_hosts}
+    return plan.as_case()
 
 
 def cases() -> Iterator[Any]:

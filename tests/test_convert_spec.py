@@ -141,5 +141,17 @@ def test_smollm2_gguf_converts_to_a_loadable_hf_folder(tmp_path: Path) -> None:
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"]
     assert config.get("quantization_config") is None
+    # Loadable: transformers builds the model and tokenizer from the folder alone, and it answers.
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.bfloat16)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert 130e6 < sum(p.numel() for p in model.parameters()) < 140e6  # SmolLM2-135M
+    ids = tokenizer("The capital of France is", return_tensors="pt").input_ids
+    with torch.no_grad():
+        made = model.generate(ids, max_new_tokens=4, do_sample=False)
+    text = tokenizer.decode(made[0, ids.shape[1] :])
+    assert made.shape[1] == ids.shape[1] + 4 and text.strip(), text
     again = gguf_to_hf(src, out, "bfloat16")
     assert again.reused

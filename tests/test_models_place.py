@@ -8,23 +8,14 @@ them for real); a GGUF for Ollama is staged and imported through the API.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pyinfra.api import Config, Inventory, State
-from pyinfra.api import host as pyinfra_host
-from pyinfra.api.command import FileUploadCommand, StringCommand
-from pyinfra.api.connect import connect_all
-from pyinfra.api.deploy import add_deploy
-from pyinfra.api.exceptions import PyinfraError
-from pyinfra.api.operations import run_ops
-from pyinfra.context import ctx_state
+from fixture_runner import Plan, loose_facts, run_deploy
 
 from llmprov.convert.hf_gguf import ConvertedGguf
 from llmprov.core.config import HostConfig
@@ -72,85 +63,21 @@ def hf_folder(base: Path, name: str = "smol") -> Path:
     return folder
 
 
-def describe(command: Any) -> Any:
-    if isinstance(command, StringCommand):
-        return command.get_raw_value()
-    if isinstance(command, FileUploadCommand):
-        src = command.src
-        if isinstance(src, StringIO):
-            return {"upload": command.dest, "text": src.getvalue()}
-        return {"upload": command.dest, "src": Path(str(src)).name}
-    return repr(command)
-
-
-def fake_facts(answers: dict[tuple[str, str], Any], asked: list[str]) -> Callable[..., Any]:
-    """Canned answers keyed by (fact, its first argument); the rest read as absent."""
-
-    def get_fact(state: Any, host: Any, cls: type, args: Any = None, kwargs: Any = None) -> Any:
-        kwargs = dict(kwargs or {})
-        arg = str(kwargs.get("path", kwargs.get("command", "")))
-        asked.append(f"{cls.__name__} {arg}".strip())
-        if (cls.__name__, arg) in answers:
-            return answers[(cls.__name__, arg)]
-        if cls.__name__ == "Which":
-            return None if arg == "curl" else f"/usr/bin/{arg}"
-        if cls.__name__ in ("DebPackages", "Users", "Groups"):
-            return {}
-        simple = {"Arch": "x86_64", "Os": "Linux", "Home": "/root", "TmpDir": "/tmp"}
-        if cls.__name__ in simple:
-            return simple[cls.__name__]
-        fact = cls()
-        return fact.default() if hasattr(fact, "default") else None
-
-    return get_fact
-
-
-class Plan:
-    def __init__(self, ops: list[tuple[str, list[Any]]], notes: list[str], asked: list[str]):
-        self.ops = ops
-        self.notes = notes
-        self.asked = asked
-
-    @property
-    def names(self) -> list[str]:
-        return [name for name, _ in self.ops]
-
-    def commands(self, prefix: str) -> list[Any]:
-        found = [cmds for name, cmds in self.ops if name.startswith(prefix)]
-        assert len(found) == 1, (prefix, self.names)
-        return found[0]
-
-
 def run_plan(
     func: Callable[[], Any],
     monkeypatch: pytest.MonkeyPatch,
     answers: dict[tuple[str, str], Any] | None = None,
 ) -> Plan:
-    asked: list[str] = []
-    monkeypatch.setattr(pyinfra_host, "get_fact", fake_facts(answers or {}, asked))
-    notes: list[str] = []
-
-    def noop(self: Any, text: str) -> None:
-        if not self.in_op:
-            notes.append(text)
-
-    monkeypatch.setattr(pyinfra_host.Host, "noop", noop)
-    inventory = Inventory(([(HOST, {"fake_delay": 0, "fake_delay_jitter": 0})], {}))
-    state = State(inventory, Config())
-    with ctx_state.use(state):
-        connect_all(state)
-    add_deploy(state, func)
-    with contextlib.suppress(PyinfraError):
-        run_ops(state)
-    host = inventory.get_host(HOST)
-    assert host not in state.failed_hosts
-    ops = []
-    for op_hash in state.get_op_order():
-        data = state.ops[host].get(op_hash)
-        if data is not None and data.operation_meta._commands:
-            name = ", ".join(sorted(state.get_op_meta(op_hash).names))
-            ops.append((name, [describe(c) for c in data.operation_meta._commands]))
-    return Plan(ops, notes, asked)
+    """The deploy's plan on a host that answers `answers` and lacks curl; it must not fail."""
+    plan = run_deploy(
+        func,
+        monkeypatch,
+        loose_facts(answers or {}, which=lambda cmd: None if cmd == "curl" else f"/usr/bin/{cmd}"),
+        HOST,
+        inline_chars=None,
+    )
+    assert not plan.failed
+    return plan
 
 
 def sha1(path: Path) -> str:

@@ -7,18 +7,16 @@ stops the host before `current` is switched.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixture_runner import loose_facts, run_deploy
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api import host as pyinfra_host
 from pyinfra.api.connect import connect_all
 from pyinfra.api.deploy import add_deploy
-from pyinfra.api.exceptions import PyinfraError
-from pyinfra.api.operations import run_ops
 from pyinfra.context import ctx_state
 
 from llmprov.core.config import HostConfig
@@ -43,52 +41,15 @@ def config(tmp_path: Path, **data: Any) -> HostConfig:
 
 def fake_facts(answers: dict[tuple[str, str], Any]) -> Callable[..., Any]:
     """Canned answers for the facts this test is about; every other fact reads as absent."""
-
-    def get_fact(state: Any, host: Any, cls: type, args: Any = None, kwargs: Any = None) -> Any:
-        kwargs = dict(kwargs or {})
-        key = (cls.__name__, str(kwargs.get("path", "")))
-        if key in answers:
-            return answers[key]
-        simple = {"Arch": "x86_64", "Os": "Linux", "LinuxName": "Debian", "Home": "/root"}
-        if cls.__name__ in simple:
-            return simple[cls.__name__]
-        if cls.__name__ == "Which":
-            return f"/usr/sbin/{kwargs['command']}"
-        if cls.__name__ in ("DebPackages", "Users", "Groups"):
-            return {}
-        fact = cls()
-        return fact.default() if hasattr(fact, "default") else None
-
-    return get_fact
+    return loose_facts(answers, which=lambda cmd: f"/usr/sbin/{cmd}")
 
 
 def run_plan(
     cfg: HostConfig, monkeypatch: pytest.MonkeyPatch, answers: dict[tuple[str, str], Any]
 ) -> tuple[list[str], list[str], bool]:
     """(operations that ran commands, in order; deploy noop notes; whether the host failed)."""
-    monkeypatch.setattr(pyinfra_host, "get_fact", fake_facts(answers))
-    notes: list[str] = []
-
-    def noop(self: Any, text: str) -> None:
-        if not self.in_op:
-            notes.append(text)
-
-    monkeypatch.setattr(pyinfra_host.Host, "noop", noop)
-    inventory = Inventory(([(HOST, {"fake_delay": 0, "fake_delay_jitter": 0})], {}))
-    state = State(inventory, Config())
-    with ctx_state.use(state):
-        connect_all(state)
-    add_deploy(state, lambda: vllm.deploy_vllm(cfg))
-    # "No hosts remaining!" when the one host fails, which the cases assert on.
-    with contextlib.suppress(PyinfraError):
-        run_ops(state)
-    host = inventory.get_host(HOST)
-    ran = []
-    for op_hash in state.get_op_order():
-        data = state.ops[host].get(op_hash)
-        if data is not None and data.operation_meta._commands:
-            ran.append(", ".join(sorted(state.get_op_meta(op_hash).names)))
-    return ran, notes, host in state.failed_hosts
+    plan = run_deploy(lambda: vllm.deploy_vllm(cfg), monkeypatch, fake_facts(answers), HOST)
+    return plan.names, plan.notes, plan.failed
 
 
 @pytest.fixture
@@ -117,8 +78,10 @@ def test_a_fresh_host_builds_checks_marks_then_switches(
         "Remove the CUDA builds of torchvision, torchaudio, torchcodec",
         "Check environment 0.32.0-cpu (torch 2.13.0+cpu, CUDA none)",
         "Mark environment 0.32.0-cpu checked",
-        "Switch to environment 0.32.0-cpu",
+        "Switch /opt/llmprov/vllm/current to 0.32.0-cpu",
         "Run llmprov-vllm.service",
+        "Wait for vLLM environment 0.32.0-cpu on /health",
+        "Record vllm 0.32.0-cpu in /etc/llmprov/state.json",
     ]
     assert [name for name in ran if name in order] == order
     assert [env.key for env in checked] == ["0.32.0-cpu"]

@@ -1,11 +1,15 @@
-"""The controller's cache: downloaded sources and built binaries, reused by later runs, bounded in size."""
+"""The controller's cache: downloads, models, conversions and builds, reused by later runs, bounded in size."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -57,19 +61,101 @@ def fetch_pypi_sdist(
     return target
 
 
-def prune(folder: Path, keep_bytes: int) -> list[Path]:
-    """Remove the least recently used files until the folder holds at most `keep_bytes`."""
-    if not folder.is_dir():
-        return []
-    files = sorted((p for p in folder.iterdir() if p.is_file()), key=lambda p: p.stat().st_mtime)
-    total = sum(p.stat().st_size for p in files)
+# The parts of the cache that deploys fill, each with the depth at which one entry (a file or a
+# folder, removed whole) sits: downloads, fetched models and pulls, conversions, and builds.
+# The sandbox's own parts (bases, layers, runs, ssh) are not the deploys' and are left alone.
+CACHE_AREAS: tuple[tuple[str, int], ...] = (
+    ("downloads", 1),
+    ("models/downloads", 1),
+    ("models/pulls", 3),  # models/pulls/<org>/<name>/<revision-identity>
+    ("models/hf", 1),  # conversions to Hugging Face folders
+    ("models/gguf", 1),  # conversions to GGUF
+    ("models", 1),  # the demo model and other files directly in models/
+    (binary_cache_dir_name(), 1),
+    ("llamacpp-bin", 1),
+    ("llamacpp-src", 1),
+    ("build", 1),
+)
+DEFAULT_CACHE_BYTES = 20 * 1024**3
+# An entry touched this recently may belong to a run in progress elsewhere: never removed.
+IN_USE_AGE_S = 15 * 60
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    path: Path
+    size: int
+    last_used: float
+
+
+def cache_bound() -> int:
+    """`$LLMPROV_CACHE_MAX_GB` (a number of GiB), else 20 GiB."""
+    value = os.environ.get("LLMPROV_CACHE_MAX_GB")
+    if not value:
+        return DEFAULT_CACHE_BYTES
+    try:
+        gib = float(value)
+    except ValueError as exc:
+        raise CacheError(f"LLMPROV_CACHE_MAX_GB: {value!r} is not a number of GiB") from exc
+    if gib < 0:
+        raise CacheError(f"LLMPROV_CACHE_MAX_GB: {value!r} is negative")
+    return int(gib * 1024**3)
+
+
+def _usage(path: Path) -> tuple[int, float]:
+    """Bytes under `path` and the latest access or change of anything in it."""
+    if path.is_symlink() or path.is_file():
+        st = path.lstat()
+        return st.st_size, max(st.st_atime, st.st_mtime)
+    # A folder's own times change with its listing, not with use: its files' times say when.
+    size, latest = 0, None
+    for p in path.rglob("*"):
+        if p.is_symlink() or not p.is_file():
+            continue
+        st = p.lstat()
+        size += st.st_size
+        latest = max(latest or 0.0, st.st_atime, st.st_mtime)
+    return size, path.stat().st_mtime if latest is None else latest
+
+
+def cache_entries(root: Path) -> list[CacheEntry]:
+    """Every entry of the areas deploys fill; an area inside another is not an entry of it."""
+    areas = {root / area for area, _ in CACHE_AREAS}
+    entries: list[CacheEntry] = []
+    for area, depth in CACHE_AREAS:
+        for path in sorted((root / area).glob("/".join(["*"] * depth))):
+            if path in areas:
+                continue
+            size, used = _usage(path)
+            entries.append(CacheEntry(path, size, used))
+    return entries
+
+
+def prune_cache(
+    root: Path, keep_bytes: int, in_use: Iterable[Path] = (), now: float | None = None
+) -> list[Path]:
+    """Remove least recently used entries until the deploys' cache holds at most `keep_bytes`.
+
+    An entry that holds or is a path in `in_use`, or that anything touched in the last
+    IN_USE_AGE_S seconds, is never removed, even if the cache stays over the bound.
+    """
+    now = time.time() if now is None else now
+    busy = [p.resolve() for p in in_use]
+    entries = cache_entries(root)
+    total = sum(e.size for e in entries)
     removed: list[Path] = []
-    for p in files:
+    for e in sorted(entries, key=lambda e: e.last_used):
         if total <= keep_bytes:
             break
-        total -= p.stat().st_size
-        p.unlink()
-        removed.append(p)
+        here = e.path.resolve()
+        if now - e.last_used < IN_USE_AGE_S or any(b == here or here in b.parents for b in busy):
+            continue
+        if e.path.is_dir() and not e.path.is_symlink():
+            shutil.rmtree(e.path)
+        else:
+            e.path.unlink()
+        total -= e.size
+        removed.append(e.path)
     return removed
 
 

@@ -19,8 +19,10 @@ import pytest
 from standins.ollama_archive import build_release
 
 from llmprov.checks.after_deploy import prove
+from llmprov.cli.main import main
 from llmprov.deploy import ollama as ollama_deploy
 from llmprov.deploy.engines import deploy_host
+from llmprov.deploy.lifecycle import uninstall_host
 from llmprov.deploy.runner import HostResult, run_pyinfra
 from llmprov.inventory import load_inventory
 from llmprov.sandbox import Harness, SandboxHost
@@ -177,6 +179,27 @@ def test_upgrade_switches_the_link_keeps_the_previous_and_rolls_back_by_one_link
     assert back.ok, (back.error, failed_at(back))
     assert not any("Download" in op.name for op in back.ops), "a rollback downloads nothing"
     assert api_version(harness, sandbox_host)["version"] == "0.12.5"
+
+    # `llmprov rollback` goes back to the version the state record keeps, and proves it.
+    inventory = str(tmp_path / "inv-0.12.5.py")
+    record = json.loads(on_host(harness, sandbox_host, "cat", "/etc/llmprov/state.json"))
+    engine = record["engines"]["ollama"]
+    assert engine["current"]["version"] == "0.12.5"
+    assert [p["version"] for p in engine["previous"]] == ["0.12.6"]
+    assert main(["rollback", inventory, "-y"]) == 0
+    assert api_version(harness, sandbox_host)["version"] == "0.12.6"
+    assert current_target(harness, sandbox_host) == f"{ROOT}/0.12.6"
+
+    # `llmprov uninstall` keeps the models and removes what llmprov installed; a re-run changes nothing.
+    assert main(["uninstall", inventory, "-y"]) == 0
+    gone = harness.run(
+        sandbox_host, ["test", "-e", ROOT, "-o", "-e", "/etc/systemd/system/ollama.service"]
+    )
+    assert gone.returncode != 0, "the install root and the unit are removed"
+    assert on_host(harness, sandbox_host, "ls", "-A", "/usr/share/ollama/.ollama/models") != ""
+    loaded = load_inventory(Path(inventory))
+    again = run_pyinfra(loaded, uninstall_host).results[sandbox_host.name]
+    assert again.ok and [op.name for op in again.changed] == []
 
 
 def test_a_bad_checksum_stops_the_upgrade_and_the_old_version_keeps_serving(

@@ -13,13 +13,13 @@ last check here shows why on the real environment), so the cluster is deployed w
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from wheels import torch_wheels
 
 from llmprov.core.cluster import FIREWALL_TABLE, RAY_UNIT
 from llmprov.deploy.engines import deploy_host
@@ -29,7 +29,6 @@ from llmprov.sandbox import Harness, SandboxHost
 
 pytestmark = [pytest.mark.host]
 
-WHEELS = Path(os.environ.get("LLMPROV_TEST_WHEELS", "/opt/wheels"))
 ENV = "/opt/llmprov/vllm/0.32.0-cpu"
 RAY = "/opt/llmprov/vllm/current/bin/ray"
 PYTHON = "/opt/llmprov/vllm/current/bin/python"
@@ -83,14 +82,13 @@ def write_cluster_inventory(
 def test_two_hosts_form_a_ray_cluster_behind_their_firewall(
     harness: Harness, host_name: Any, tmp_path: Path
 ) -> None:
-    if not any(WHEELS.glob("torch-2.13.0+cpu-*.whl")):
-        pytest.skip(f"no torch 2.13.0+cpu wheel in {WHEELS} (set LLMPROV_TEST_WHEELS)")
+    wheels = torch_wheels()
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text("{}")
     head, worker = harness.boot_many([host_name(), host_name()])
     try:
-        port = harness.serve_directory(WHEELS)
+        port = harness.serve_directory(wheels)
         for h in (head, worker):
             # The deploy applies its rules where nftables is present; the base image has none.
             harness.run(h, ["apt-get", "update", "-qq"], timeout=300, check=True)

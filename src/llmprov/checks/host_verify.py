@@ -12,6 +12,7 @@ from typing import Any
 from llmprov.core.config import HostConfig
 from llmprov.core.layout import EngineLayout, model_path
 from llmprov.core.unreachable import unreachable_reason
+from llmprov.core.upgrade import STATE_PATH, parse_state
 
 # OpenSSH exits 255 when it cannot connect or log in; a remote command's own codes stay below.
 SSH_FAILED = 255
@@ -145,6 +146,22 @@ def verify_host(cfg: HostConfig, host: Any) -> list[Check]:
         status = out.stdout.splitlines()[0].strip() if out.stdout else out.stderr.strip()
         return " 200 " in f"{status} ", f"GET {path}: {status or 'no answer'}"
 
+    def record() -> tuple[bool, str]:
+        f = host.file(STATE_PATH)
+        if not f.exists:
+            return False, f"{STATE_PATH} missing"
+        recorded = parse_state(f.content_string).get(cfg.engine)
+        link = host.file(layout.current)
+        serving = link.linked_to.rstrip("/").rsplit("/", 1)[-1] if link.is_symlink else None
+        if recorded is None or recorded.current is None:
+            return False, f"{STATE_PATH} records no {cfg.engine} deploy; current -> {serving}"
+        now = recorded.current
+        detail = f"{now.version} ({now.key}) since {now.time}; {layout.current} -> {serving}"
+        return now.key == serving, detail
+
+    recorded: list[tuple[str, Callable[[], tuple[bool, str]]]] = []
+    if cfg.runtime == "systemd" and not cfg.cluster:
+        recorded.append(("state record names what serves", record))
     for name, fn in [
         ("service user exists", user),
         (f"{unit} enabled and active", service),
@@ -155,6 +172,7 @@ def verify_host(cfg: HostConfig, host: Any) -> list[Check]:
         ),
         ("model present", model),
         ("API answering", api),
+        *recorded,
     ]:
         checks.append(_check(name, fn))
     return checks

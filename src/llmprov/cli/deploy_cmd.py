@@ -65,11 +65,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def ops_table(run: DeployRun, dry_run: bool = True) -> Table:
+def ops_table(run: DeployRun, dry_run: bool = True, what: str = "deploy") -> Table:
     """The plan (`run.dry`: nothing executed yet) or the outcome, one row per host."""
     plan_title = "planned changes (dry run)" if dry_run else "planned changes"
     table = new_table(
-        plan_title if run.dry else f"deploy ({run.seconds:.1f}s)",
+        plan_title if run.dry else f"{what} ({run.seconds:.1f}s)",
         ["host", "result", "operations", "would change" if run.dry else "changed", "failed at"],
     )
     for r in run.results.values():
@@ -121,6 +121,16 @@ def _diffs(session: PyinfraSession, loaded: LoadedInventory) -> dict[str, dict[s
             if text:
                 out.setdefault(h.name, {})[f.path] = text
     return out
+
+
+def confirm(yes: bool, question: str = "Change these hosts?") -> bool:
+    """Ask on a terminal; without one, only `yes` goes ahead (rollback, uninstall)."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        err_console.print("llmprov: refusing to change hosts without a terminal; pass -y")
+        return False
+    return err_console.input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
 def _confirm(args: argparse.Namespace, plan: DeployRun) -> bool:
@@ -201,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
         session.close()
     if not args.json:
         console.print(ops_table(result))
+    _bound_cache(quiet=args.json)
     ok = result.ok
     checks: dict[str, Any] = {}
     if not args.no_smoke:
@@ -213,6 +224,28 @@ def run(args: argparse.Namespace) -> int:
             doc["hosts"][name]["checks"] = check
         print_json({**doc, "ok": ok})
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _bound_cache(quiet: bool) -> None:
+    """Keep the controller's cache within its bound, least recently used first."""
+    from llmprov.cache import CacheError, cache_bound, cache_root, prune_cache
+
+    try:
+        removed = prune_cache(cache_root(), cache_bound())
+    except (CacheError, OSError) as exc:
+        err_console.print(f"[yellow]cache not pruned: {exc}[/]")
+        return
+    for path in removed:
+        (err_console if quiet else console).print(
+            f"cache: removed {path} (least recently used, over the bound)"
+        )
+
+
+def prove_hosts(
+    loaded: LoadedInventory, result: DeployRun, bench: bool, results_dir: Path | None
+) -> bool:
+    """Smoke-check (and, with `bench`, measure) every host that succeeded and asks for checks."""
+    return _prove(loaded, result, bench, results_dir or Path("llmprov-results"), {}, False)
 
 
 def _prove(

@@ -26,6 +26,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "llmprov.cli.models_cmd",
     "llmprov.cli.matrix_cmd",
     "llmprov.cli.advise_cmd",
+    "llmprov.cli.rollback_cmd",
+    "llmprov.cli.uninstall_cmd",
 )
 
 

@@ -190,6 +190,8 @@ class HostSettings(_Strict):
     cluster: ClusterSettings | None = None
     smoke: bool = True
     bench: bool = True
+    # Earlier versions of the engine kept on the host for `llmprov rollback`; older ones are removed.
+    keep_versions: Annotated[int, Field(ge=0, le=10)] = 1
 
 
 LLMPROV_KEYS: frozenset[str] = frozenset(HostSettings.model_fields)

@@ -23,6 +23,9 @@ from typing import Literal
 
 from packaging.version import InvalidVersion, Version
 
+from llmprov.core.upgrade import InstallState as InstallState
+from llmprov.core.upgrade import parse_install_state as parse_install_state
+
 OFFICIAL_BASE_URL = "https://github.com/ollama/ollama/releases/download"
 CHECKSUMS_FILE = "sha256sum.txt"
 MAC_APP_ARCHIVE = "Ollama-darwin.zip"
@@ -210,31 +213,6 @@ def unpack_argv(archive: str, dest: str) -> list[str]:
 
 
 # ---------------------------------------------------------------- host state
-
-
-@dataclass(frozen=True)
-class InstallState:
-    """Installed versions (folders that finished unpacking) and the one `current` points at."""
-
-    installed: tuple[str, ...]
-    current: str | None
-
-    def has(self, key: str) -> bool:
-        return key in self.installed
-
-
-def parse_install_state(lines: Iterable[str]) -> InstallState:
-    """Output of the install-state fact: `installed KEY` lines and one `current TARGET` line."""
-    installed: list[str] = []
-    current: str | None = None
-    for line in lines:
-        word, _, value = line.strip().partition(" ")
-        value = value.strip().replace("\\", "/").rstrip("/")
-        if word == "installed" and value:
-            installed.append(value)
-        elif word == "current" and value:
-            current = value.rsplit("/", 1)[-1]
-    return InstallState(tuple(sorted(set(installed))), current)
 
 
 def prune_candidates(state: InstallState, keep: Iterable[str]) -> list[str]:

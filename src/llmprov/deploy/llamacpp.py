@@ -1,4 +1,4 @@
-"""Deploy of llama.cpp's llama-server: a cached build from a pinned source, switched in by a link."""
+"""Deploy of llama.cpp's llama-server: a cached build from a pinned source, upgraded as deploy/upgrade.py says."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from pyinfra.context import host
-from pyinfra.facts.files import File
 from pyinfra.facts.server import Arch
 from pyinfra.operations import apt, files, server
 
-from llmprov.cache import binary_cache_dir_name, cache_root, fetch_pypi_sdist, prune, sha256_file
+from llmprov.cache import binary_cache_dir_name, cache_root, fetch_pypi_sdist, sha256_file
 from llmprov.core.config import HostConfig
-from llmprov.core.layout import EngineLayout
+from llmprov.core.layout import EngineLayout, model_path
 from llmprov.core.llamacpp_build import (
     BUILD_PACKAGES,
     UPSTREAM_ARCHIVE,
@@ -26,24 +25,38 @@ from llmprov.core.llamacpp_build import (
     unpack_cached_command,
 )
 from llmprov.core.parsers import distro_id
+from llmprov.core.render import llamacpp_argv
 from llmprov.core.render.plan import plan_host
-from llmprov.deploy.common import any_change, engine_dirs, run_unit, service_user, upload, wait_http
+from llmprov.core.upgrade import InstallState
+from llmprov.deploy.common import engine_dirs, service_user, upload
 from llmprov.deploy.models import place_model
+from llmprov.deploy.upgrade import (
+    VERSION_FILES,
+    Readiness,
+    check_binary,
+    deployed,
+    installed_versions,
+    record_and_prune,
+    spare_port_command,
+    switch_and_prove,
+)
 from llmprov.facts.host import CpuFlagsDigest, OsRelease
 
-# Built binaries kept on the controller, least recently used dropped past this size.
-BINARY_CACHE_BYTES = 2 * 1024**3
+SERVER = VERSION_FILES["llamacpp"][0]
+# llama-server answers /health with 503 while the model loads, then 200 and this body.
+HEALTHY = '{"status":"ok"}'
+READY_TIMEOUT_S = 120
 
 
 def binary_cache_dir() -> Path:
     return cache_root() / binary_cache_dir_name()
 
 
-def _install_build(cfg: HostConfig, key: str) -> list[Any]:
+def _install_build(cfg: HostConfig, key: str, installed: InstallState) -> list[Any]:
     """Make /opt/llmprov/llamacpp/<key> exist: from the controller's cache, else by building here."""
     layout = EngineLayout("llamacpp")
     dest = layout.version_dir(key)
-    if host.get_fact(File, path=f"{dest}/bin/llama-server"):
+    if installed.has(key):
         host.noop(f"llama.cpp build {key} is already installed")
         return []
     cached = binary_cache_dir() / f"{key}.tar.gz"
@@ -115,7 +128,6 @@ def _install_build(cfg: HostConfig, key: str) -> list[Any]:
     )
     ops.append(server.shell(name=f"Build llama.cpp {key} (minutes)", commands=[script]))
     binary_cache_dir().mkdir(parents=True, exist_ok=True)
-    prune(binary_cache_dir(), BINARY_CACHE_BYTES)
     ops.append(
         files.get(
             name=f"Keep build {key} in the controller cache",
@@ -159,18 +171,55 @@ def build_key_for_host(cfg: HostConfig) -> str:
     return build_key(source_for(s), cmake_flags(s, cuda=cfg.has_nvidia), target)
 
 
+# Replaced for the check on a spare port: its own address, one slot, a small context.
+_CHECK_DROPS = ("--host", "--port", "--parallel", "--ctx-size")
+
+
+def spare_port_check(cfg: HostConfig, key: str, installed: InstallState) -> list[Any]:
+    """Before the switch, the new build serves the model on a spare port and must answer.
+
+    Two instances fit where the build runs on the CPU: llama-server maps the model file, so both
+    share its pages, and the check's context is small. A GPU build would need the model in GPU
+    memory twice; there the switch-and-prove step alone decides.
+    """
+    if installed.current in (None, key) or cfg.has_nvidia:
+        # Nothing serves yet (the switch-and-prove step checks a first install), or no room.
+        return []
+    layout = EngineLayout("llamacpp")
+    full = llamacpp_argv(cfg, f"{layout.version_dir(key)}/{SERVER}", model_path(cfg))
+    argv: list[str] = []
+    skip = False
+    for arg in full:
+        if skip:
+            skip = False
+        elif arg in _CHECK_DROPS:
+            skip = True
+        else:
+            argv.append(arg)
+    argv += ["--parallel", "1", "--ctx-size", "512"]
+    label = f"llama.cpp build {key}"
+    command = spare_port_command(label, argv, cfg.service_user, readiness(key), cfg.port + 1)
+    return [server.shell(name=f"Check {label} answers on a spare port", commands=[command])]
+
+
+def readiness(key: str) -> Readiness:
+    return Readiness("/health", HEALTHY, HEALTHY, READY_TIMEOUT_S, f"llama.cpp build {key}")
+
+
 def deploy_llamacpp(cfg: HostConfig) -> None:
     layout = EngineLayout("llamacpp")
     key = build_key_for_host(cfg)
     service_user(cfg, home=layout.state_dir)
     dirs = engine_dirs(cfg)
-    installed = _install_build(cfg, key)
-    link = files.link(
-        name=f"Switch to build {key}", path=layout.current, target=layout.version_dir(key)
-    )
+    installed = installed_versions("llamacpp")
+    staged = _install_build(cfg, key, installed)
+    label = f"llama.cpp build {key}"
+    check_binary(installed, key, label, [f"{layout.version_dir(key)}/{SERVER}", "--version"])
     # The environment file first: a Hugging Face pull reads HF_TOKEN from it.
     rendered = upload(plan_host(cfg))
     model = place_model(cfg)
-    changed = any_change([*installed, link, *model, *rendered, *dirs])
-    run_unit(layout.unit_name, changed)
-    wait_http(cfg, "/health", "ok", changed, timeout_s=120)
+    spare_port_check(cfg, key, installed)
+    changes = [*staged, *model, *rendered, *dirs]
+    switch_and_prove(cfg, layout, key, installed, changes, readiness(key))
+    version = source_for(cfg.settings.llamacpp).version
+    record_and_prune(cfg, layout, deployed(cfg, version, key), installed)

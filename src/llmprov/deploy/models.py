@@ -305,3 +305,33 @@ def import_into_ollama(cfg: HostConfig, binary: str, address: str, port: int) ->
         )
     )
     return ops
+
+
+# ---------------------------------------------------------------- the record
+
+
+def model_digest(cfg: HostConfig) -> str | None:
+    """A digest of the model as referenced, for the host's state record (None for Ollama names).
+
+    A stated sha256 first; a controller file's sha256 (cached per content version); a folder's
+    digest over its manifest; a Hugging Face pull's identity (repository, revision, file set).
+    """
+    ref = cfg.model_ref
+    if cfg.settings.model_sha256:
+        return cfg.settings.model_sha256.lower()
+    if isinstance(ref, HttpsRef):
+        return ref.sha256.lower()
+    if isinstance(ref, FileRef):
+        local = local_path(ref, cfg.base_dir)
+        if local.is_file():
+            return _file_digest(local, "sha256")
+        if local.is_dir():
+            manifest = "\n".join(f"{k} {v}" for k, v in local_manifest(local).items())
+            return hashlib.sha256(manifest.encode()).hexdigest()
+        return None
+    if isinstance(ref, HuggingFaceRef):
+        try:
+            return "hf-pull:" + pull_identity(hf_pull_for(ref, ref.fmt))
+        except PullPlanError:
+            return None
+    return None

@@ -21,7 +21,6 @@ from pyinfra.context import host
 from pyinfra.facts.server import Arch, Groups, Which
 from pyinfra.operations import apt, dnf, files, server
 
-from llmprov.core import values
 from llmprov.core.config import HostConfig
 from llmprov.core.layout import OLLAMA_HOME, EngineLayout, model_path
 from llmprov.core.model_ref import OllamaRef
@@ -38,13 +37,22 @@ from llmprov.core.ollama_release import (
     linux_archives,
     model_present,
     parse_checksums,
-    prune_candidates,
     release_source,
     unpack_argv,
 )
 from llmprov.core.render.plan import plan_host
-from llmprov.deploy.common import any_change, run_unit, service_user, upload
+from llmprov.deploy.common import service_user, upload
 from llmprov.deploy.models import import_into_ollama
+from llmprov.deploy.upgrade import (
+    Readiness,
+    deployed,
+    record_and_prune,
+    switch_and_prove,
+    wait_command,
+)
+from llmprov.deploy.upgrade import (
+    probe_address as probe_address,
+)
 from llmprov.facts.ollama import NvTegraRelease, OllamaInstallState, OllamaModels
 
 # The marker written into a version's folder once it is fully unpacked: the digests it came from.
@@ -115,18 +123,30 @@ def _sh(lines: list[str]) -> str:
     return "set -eu\n" + "\n".join(lines)
 
 
-def verify_lines(partial: str, final: str, digest: str, label: str) -> list[str]:
+SHA256_LINUX: tuple[str, ...] = ("sha256sum",)
+
+
+def verify_lines(
+    partial: str, final: str, digest: str, label: str, hasher: tuple[str, ...] = SHA256_LINUX
+) -> list[str]:
     """Check a downloaded file against its published digest; move it into place only if it matches."""
     q = shlex.quote
     msg = q(f"{label}: sha256 does not match the release's {digest}; got ")
     return [
-        f"got=$(sha256sum {q(partial)} | cut -d' ' -f1)",
+        f"got=$({shlex.join([*hasher, partial])} | cut -d' ' -f1)",
         f'if [ "$got" != {q(digest)} ]; then rm -f {q(partial)}; echo {msg}"$got" >&2; exit 1; fi',
         shlex.join(["mv", "-f", partial, final]),
     ]
 
 
-def download_command(url: str, partial: str, final: str, digest: str, fetcher: str) -> str:
+def download_command(
+    url: str,
+    partial: str,
+    final: str,
+    digest: str,
+    fetcher: str,
+    hasher: tuple[str, ...] = SHA256_LINUX,
+) -> str:
     if fetcher == "wget":
         get = ["wget", "-q", "-O", partial, url]
     else:
@@ -137,9 +157,50 @@ def download_command(url: str, partial: str, final: str, digest: str, fetcher: s
             # An interrupted download leaves nothing behind to be mistaken for a good one.
             f"trap {shlex.quote(shlex.join(['rm', '-f', partial]))} EXIT",
             shlex.join(get),
-            *verify_lines(partial, final, digest, url.rsplit("/", 1)[-1]),
+            *verify_lines(partial, final, digest, url.rsplit("/", 1)[-1], hasher),
         ]
     )
+
+
+def fetch_archive(
+    cfg: HostConfig,
+    source: ReleaseSource,
+    archive: str,
+    digest: str,
+    download_dir: str,
+    note: str,
+    fetcher: str = "curl",
+    hasher: tuple[str, ...] = SHA256_LINUX,
+    **op_args: Any,
+) -> list[Any]:
+    """Bring one release file to `download_dir/archive`, verified against `digest`: downloaded on
+    the host from a remote source, else uploaded from the controller's folder. The Linux and macOS
+    deploys both take their archives this way; only the sha256 tool differs."""
+    partial = f"{download_dir}/{archive}.partial"
+    final = f"{download_dir}/{archive}"
+    if source.is_remote:
+        url = source.location(archive)
+        return [
+            server.shell(
+                name=f"Download and verify {archive} ({note})",
+                commands=[download_command(url, partial, final, digest, fetcher, hasher)],
+                **op_args,
+            )
+        ]
+    return [
+        files.put(
+            name=f"Upload {archive} ({note})",
+            src=local_file(cfg, source, archive),
+            dest=partial,
+            mode="600",
+            **op_args,
+        ),
+        server.shell(
+            name=f"Verify {archive}",
+            commands=[_sh(verify_lines(partial, final, digest, archive, hasher))],
+            **op_args,
+        ),
+    ]
 
 
 def unpack_command(
@@ -163,55 +224,17 @@ def unpack_command(
     return _sh(lines)
 
 
-def switch_command(current: str, target: str) -> str:
-    """Point `current` at `target` in one rename, so the link is never missing or half-made."""
-    tmp = f"{current}.new"
-    return _sh([shlex.join(["ln", "-sfn", target, tmp]), shlex.join(["mv", "-Tf", tmp, current])])
-
-
-def probe_address(cfg: HostConfig) -> str:
-    return values.probe_address(cfg.bind_address)
-
-
 def wait_version_command(
     cfg: HostConfig, version: str, timeout_s: int, rollback: tuple[str, str, str] | None
 ) -> str:
-    """Poll /api/version until it names `version`; on timeout, roll back when told how.
+    """Poll /api/version until it names `version`; on timeout, roll back when told how."""
+    return wait_command(cfg, ollama_readiness(version, timeout_s), rollback)
 
-    `rollback` is (current link, previous target, unit): the link goes back and the unit restarts
-    on the version that served before, and the command still fails so the deploy reports it.
-    """
-    addr = probe_address(cfg)
-    request = "GET /api/version HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n"
-    # bash's /dev/tcp, so that hosts without curl can be checked; `timeout` bounds a stuck read.
-    tcp = shlex.quote(f"/dev/tcp/{addr}/{cfg.port}")
-    probe = f"(exec 3<>{tcp} && printf {shlex.quote(request)} >&3 && timeout 5 cat <&3)"
-    expect = shlex.quote(f'"version":"{version}"')
-    failed = f"Ollama {version} did not answer on {addr}:{cfg.port}/api/version after {timeout_s}s"
-    lines = [
-        f"for i in $(seq {timeout_s}); do",
-        f"  out=$( {probe} 2>/dev/null || true)",
-        f'  case "$out" in *{expect}*) exit 0;; esac',
-        "  sleep 1",
-        "done",
-        f"echo {shlex.quote(failed)} >&2",
-    ]
-    if rollback is not None:
-        link, previous, unit = rollback
-        back = f"rolled back: {link} -> {previous} again, {unit} restarted"
-        # The deploy still fails, but only once the version that served before answers again.
-        lines += [
-            switch_command(link, previous).removeprefix("set -eu\n"),
-            shlex.join(["systemctl", "restart", unit]),
-            f"for i in $(seq {timeout_s}); do",
-            f"  out=$( {probe} 2>/dev/null || true)",
-            f'  case "$out" in *\'"version":\'*) echo {shlex.quote(back + ", serving again")} >&2; exit 1;; esac',
-            "  sleep 1",
-            "done",
-            f"echo {shlex.quote(back + ', but it does not answer either')} >&2",
-        ]
-    lines.append("exit 1")
-    return "bash -c " + shlex.quote("\n".join(lines))
+
+def ollama_readiness(version: str, timeout_s: int) -> Readiness:
+    return Readiness(
+        "/api/version", f'"version":"{version}"', '"version":', timeout_s, f"Ollama {version}"
+    )
 
 
 # ---------------------------------------------------------------- operations
@@ -267,34 +290,8 @@ def install_release(
         )
     )
     for archive in archives:
-        partial = f"{DOWNLOAD_DIR}/{archive}.partial"
-        final = f"{DOWNLOAD_DIR}/{archive}"
-        if source.is_remote:
-            ops.append(
-                server.shell(
-                    name=f"Download and verify {archive} ({version}, {kind})",
-                    commands=[
-                        download_command(
-                            source.location(archive), partial, final, digests[archive], fetcher
-                        )
-                    ],
-                )
-            )
-        else:
-            ops.append(
-                files.put(
-                    name=f"Upload {archive} ({version}, {kind})",
-                    src=local_file(cfg, source, archive),
-                    dest=partial,
-                    mode="600",
-                )
-            )
-            ops.append(
-                server.shell(
-                    name=f"Verify {archive}",
-                    commands=[_sh(verify_lines(partial, final, digests[archive], archive))],
-                )
-            )
+        note = f"{version}, {kind}"
+        ops += fetch_archive(cfg, source, archive, digests[archive], DOWNLOAD_DIR, note, fetcher)
     ops.append(
         server.shell(
             name=f"Unpack Ollama {key} beside the running version",
@@ -333,10 +330,6 @@ def _user_and_folders(cfg: HostConfig) -> list[Any]:
         files.directory(name="Models folder", path=models, user=user, group=user, mode="755")
     )
     return ops
-
-
-def _previous(state: InstallState, key: str) -> str | None:
-    return state.current if state.current and state.current != key else None
 
 
 def pull_model(cfg: HostConfig, binary: str) -> list[Any]:
@@ -380,35 +373,8 @@ def deploy_ollama(cfg: HostConfig) -> None:
     setup = _user_and_folders(cfg)
     installed = install_release(cfg, key, flavour, state)
     rendered = upload(plan_host(cfg))
-    previous = _previous(state, key)
-    switch: list[Any] = []
-    if state.current != key:
-        switch.append(
-            server.shell(
-                name=f"Switch {layout.current} to {key}"
-                + (f" (from {previous})" if previous else ""),
-                commands=[switch_command(layout.current, layout.version_dir(key))],
-            )
-        )
-    else:
-        host.noop(f"{layout.current} already points at {key}")
     files.link(name="ollama on the PATH", path=CLI_LINK, target=f"{layout.current}/bin/ollama")
-    changed = any_change([*setup[:2], *installed, *rendered, *switch])
-    run_unit(layout.unit_name, changed)
-    rollback = (
-        (layout.current, layout.version_dir(previous), layout.unit_name)
-        if previous and switch
-        else None
-    )
-    server.shell(
-        name=f"Wait for Ollama {version} on /api/version",
-        commands=[wait_version_command(cfg, version, READY_TIMEOUT_S, rollback)],
-        _if=lambda: changed,
-    )
+    changes = [*setup[:2], *installed, *rendered]
+    switch_and_prove(cfg, layout, key, state, changes, ollama_readiness(version, READY_TIMEOUT_S))
     pull_model(cfg, f"{layout.current}/bin/ollama")
-    stale = prune_candidates(state, keep=[key, *([previous] if previous else [])])
-    if stale:
-        server.shell(
-            name=f"Remove older Ollama installs: {', '.join(stale)}",
-            commands=[shlex.join(["rm", "-rf", *(layout.version_dir(k) for k in stale)])],
-        )
+    record_and_prune(cfg, layout, deployed(cfg, version, key), state)

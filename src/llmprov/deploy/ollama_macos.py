@@ -46,7 +46,7 @@ from llmprov.deploy.ollama import (
     READY_TIMEOUT_S,
     RELEASE_MARKER,
     OllamaDeployError,
-    local_file,
+    fetch_archive,
     probe_address,
     pull_model,
     release_checksums,
@@ -63,6 +63,8 @@ from llmprov.facts.ollama import (
 DOWNLOAD_DIR = f"{MAC_OLLAMA_ROOT}/.downloads"
 CLI_LINK = "/usr/local/bin/ollama"
 SUDO: dict[str, Any] = {"_sudo": True}
+# macOS has no sha256sum; shasum prints the same `<digest>  <file>` line.
+SHA256_MACOS = ("shasum", "-a", "256")
 
 
 def _sh(lines: list[str]) -> str:
@@ -126,62 +128,26 @@ def switch_command(current: str, target: str) -> str:
     return _sh([shlex.join(["ln", "-sfn", target, tmp]), shlex.join(["mv", "-fh", tmp, current])])
 
 
-def verify_lines(partial: str, final: str, digest: str, label_: str) -> list[str]:
-    q = shlex.quote
-    msg = q(f"{label_}: sha256 does not match the release's {digest}; got ")
-    return [
-        f"got=$(shasum -a 256 {q(partial)} | cut -d' ' -f1)",
-        f'if [ "$got" != {q(digest)} ]; then rm -f {q(partial)}; echo {msg}"$got" >&2; exit 1; fi',
-        shlex.join(["mv", "-f", partial, final]),
-    ]
-
-
 def _install_app(cfg: HostConfig, version: str, current: str | None) -> list[Any]:
     source = source_for(cfg)
     checksums = release_checksums(cfg, source)
     digest = digest_for(checksums, MAC_APP_ARCHIVE, source)
-    partial = f"{DOWNLOAD_DIR}/{MAC_APP_ARCHIVE}.partial"
     final = f"{DOWNLOAD_DIR}/{MAC_APP_ARCHIVE}"
     kind = change_kind(current, version)
     ops: list[Any] = [
         files.directory(name="Install root", path=MAC_OLLAMA_ROOT, mode="755", **SUDO),
         files.directory(name="Download folder", path=DOWNLOAD_DIR, mode="700", **SUDO),
     ]
-    if source.is_remote:
-        get = ["curl", "-fsSL", "--connect-timeout", "30", "-o", partial]
-        ops.append(
-            server.shell(
-                name=f"Download and verify {MAC_APP_ARCHIVE} ({version}, {kind})",
-                commands=[
-                    _sh(
-                        [
-                            shlex.join(["rm", "-f", partial]),
-                            f"trap {shlex.quote(shlex.join(['rm', '-f', partial]))} EXIT",
-                            shlex.join([*get, source.location(MAC_APP_ARCHIVE)]),
-                            *verify_lines(partial, final, digest, MAC_APP_ARCHIVE),
-                        ]
-                    )
-                ],
-                **SUDO,
-            )
-        )
-    else:
-        ops.append(
-            files.put(
-                name=f"Upload {MAC_APP_ARCHIVE} ({version}, {kind})",
-                src=local_file(cfg, source, MAC_APP_ARCHIVE),
-                dest=partial,
-                mode="600",
-                **SUDO,
-            )
-        )
-        ops.append(
-            server.shell(
-                name=f"Verify {MAC_APP_ARCHIVE}",
-                commands=[_sh(verify_lines(partial, final, digest, MAC_APP_ARCHIVE))],
-                **SUDO,
-            )
-        )
+    ops += fetch_archive(
+        cfg,
+        source,
+        MAC_APP_ARCHIVE,
+        digest,
+        DOWNLOAD_DIR,
+        f"{version}, {kind}",
+        hasher=SHA256_MACOS,
+        **SUDO,
+    )
     dest = f"{MAC_OLLAMA_ROOT}/{version}"
     tmp = f"{dest}.partial"
     q = shlex.quote

@@ -44,9 +44,16 @@ from llmprov.core.vllm_env import (
     shell,
     system_packages,
 )
-from llmprov.deploy.common import any_change, engine_dirs, run_unit, service_user, upload, wait_http
+from llmprov.deploy.common import engine_dirs, service_user, upload
 from llmprov.deploy.models import place_model
 from llmprov.deploy.runner import DeployFailed
+from llmprov.deploy.upgrade import (
+    Readiness,
+    deployed,
+    installed_versions,
+    record_and_prune,
+    switch_and_prove,
+)
 from llmprov.facts.gpu import GlibcVersion, NvidiaDriverVersion, NvidiaGpus
 from llmprov.matrix_cache import current_matrix
 
@@ -184,21 +191,26 @@ def resolved_for_render(env: VllmEnv) -> Resolved:
     return Resolved(vllm_version=env.resolution.vllm, vllm_cpu=env.cpu, gpu_count=env.gpu_count)
 
 
+def readiness(cfg: HostConfig, key: str) -> Readiness:
+    timeout = READY_TIMEOUT_EAGER_S if cfg.settings.vllm.enforce_eager else READY_TIMEOUT_S
+    # vLLM listens only once its engine is up; /health then answers 200 with an empty body.
+    return Readiness("/health", " 200 ", "HTTP/1", timeout, f"vLLM environment {key}")
+
+
 def deploy_vllm(cfg: HostConfig) -> None:
     layout = EngineLayout("vllm")
     env = resolve_for_host(cfg)
     mirror = cfg.settings.mirror
+    installed = installed_versions("vllm")
     packages = install_system_packages(cfg)
     service_user(cfg, home=layout.state_dir)
     dirs = engine_dirs(cfg)
     ensure_uv(mirror)
+    # Staged and checked beside the running environment: a failed check stops this host here.
     built = build_env(env, mirror)
-    # Only reached when the build and its check passed: a failure stops this host before here.
-    link = files.link(name=f"Switch to environment {env.key}", path=layout.current, target=env.path)
     # The environment file first: a Hugging Face pull reads HF_TOKEN from it.
     rendered = upload(plan_host(cfg, resolved_for_render(env)))
     model = place_model(cfg)
-    changed = any_change([*packages, *built, link, *model, *rendered, *dirs])
-    run_unit(layout.unit_name, changed)
-    timeout = READY_TIMEOUT_EAGER_S if cfg.settings.vllm.enforce_eager else READY_TIMEOUT_S
-    wait_http(cfg, "/health", "HTTP/1", changed, timeout_s=timeout)
+    changes = [*packages, *built, *model, *rendered, *dirs]
+    switch_and_prove(cfg, layout, env.key, installed, changes, readiness(cfg, env.key))
+    record_and_prune(cfg, layout, deployed(cfg, env.resolution.vllm, env.key), installed)

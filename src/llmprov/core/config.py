@@ -179,6 +179,8 @@ class HostSettings(_Strict):
     cluster: ClusterSettings | None = None
     smoke: bool = True
     bench: bool = True
+    # Hash placed models again instead of trusting the digest recorded beside them.
+    verify_models: bool = False
 
 
 LLMPROV_KEYS: frozenset[str] = frozenset(HostSettings.model_fields)

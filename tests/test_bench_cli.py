@@ -201,7 +201,7 @@ def test_compare_shows_both_runs_and_ratios(
     capsys.readouterr()
     assert cli("bench", "compare", str(a), str(b), "--chart", str(png)) == 0
     out = capsys.readouterr().out
-    assert "vllm (a.jsonl #" in out and "llama.cpp (b.jsonl" in out
+    assert "vllm (a.jsonl)" in out and "llama.cpp (b.jsonl)" in out
     assert "×" in out
     assert png.read_bytes().startswith(PNG_MAGIC)
 
@@ -369,7 +369,7 @@ def test_compare_refuses_a_file_of_several_runs_unless_one_is_named(
     err = capsys.readouterr().err
     assert "runs.jsonl holds 2 runs" in err and first in err and second in err
     assert cli("bench", "compare", f"{runs}#{first}", f"{runs}#{second[:4]}") == 0
-    assert f"#{first}" in capsys.readouterr().out
+    assert f"runs: A {first}, B {second}" in capsys.readouterr().out
 
 
 def test_compare_refuses_runs_that_differ_unless_mixed(

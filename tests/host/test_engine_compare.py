@@ -156,7 +156,7 @@ def test_vllm_and_llamacpp_bench_side_by_side_through_the_cli(
     out = capsys.readouterr().out
     with capsys.disabled():  # the side-by-side figures, for whoever runs the tier
         print(f"\n{out}")
-    assert "A: llamacpp (llamacpp.jsonl #" in out and "B: vllm (vllm.jsonl #" in out
+    assert "A: llamacpp (llamacpp.jsonl)" in out and "B: vllm (vllm.jsonl)" in out
     for level in LEVELS:
         tokens_a = stats["llamacpp"][level]["output_tokens_per_s"]
         tokens_b = stats["vllm"][level]["output_tokens_per_s"]

@@ -391,7 +391,7 @@ def _load_run(spec: str) -> tuple[str, list[BenchResult]]:
     except OSError as exc:
         raise RunSelectionError(f"cannot read results file: {exc}") from None
     chosen = select_run(records, run_id or None, path.name)
-    return f"{chosen[0].engine} ({path.name} #{chosen[0].run})", chosen
+    return f"{chosen[0].engine} ({path.name})", chosen
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -416,7 +416,11 @@ def _compare(args: argparse.Namespace) -> int:
         if differ:
             listed = ", ".join(f"{k} (A {va}, B {vb})" for k, (va, vb) in differ.items())
             console.print(Text(f"not like for like: {listed}", style="bold red"), soft_wrap=True)
-        table = Table(title=f"A: {label_a}   B: {label_b}", box=box.SIMPLE_HEAD)
+        table = Table(
+            title=f"A: {label_a}   B: {label_b}",
+            caption=f"runs: A {a[0].run}, B {b[0].run}",
+            box=box.SIMPLE_HEAD,
+        )
         table.add_column("concurrency", justify="right")
         table.add_column("metric")
         for side in ("A", "B", "B/A"):

@@ -53,9 +53,9 @@ def env_only(cfg: HostConfig) -> None:
     from llmprov.deploy import vllm
 
     env = vllm.resolve_for_host(cfg)
-    vllm._system_packages(cfg)
-    vllm._ensure_uv(cfg.settings.mirror)
-    vllm._build_env(env, cfg.settings.mirror)
+    vllm.install_system_packages(cfg)
+    vllm.ensure_uv(cfg.settings.mirror)
+    vllm.build_env(env, cfg.settings.mirror)
 
 
 def inventory(path: Path, host: SandboxHost, model: Path, mirror: str, eager: bool) -> Path:
@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compile", action="store_true", help="leave torch.compile on")
     parser.add_argument("--out", type=Path, help="append the result as a JSON line here")
+    parser.add_argument(
+        "--quick", action="store_true", help="accepted for symmetry: one host, one round already"
+    )
     args = parser.parse_args(argv)
     with (
         Harness(default_cache_dir(os.environ, Path.home())) as harness,

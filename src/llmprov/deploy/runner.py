@@ -10,13 +10,13 @@ from typing import Any
 
 from pyinfra.api.config import Config
 from pyinfra.api.connect import connect_all, disconnect_all
-from pyinfra.api.deploy import add_deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import State
 from pyinfra.context import ctx_state
 
 from llmprov.core.config import HostConfig
+from llmprov.deploy.prepare import prepare_hosts
 from llmprov.inventory import LoadedInventory, load_pyinfra_inventory
 
 
@@ -127,7 +127,7 @@ def run_pyinfra(
             state.active_hosts.discard(host)
 
     try:
-        add_deploy(state, per_host)
+        prepare_hosts(state, per_host)
         if not dry and state.active_hosts:
             try:
                 run_ops(state)

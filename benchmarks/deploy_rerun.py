@@ -20,8 +20,11 @@ import pstats
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from pyinfra.api.host import Host
 
 from llmprov.cache import cache_root, demo_model
 from llmprov.deploy.engines import deploy_host
@@ -45,6 +48,27 @@ def inventory(path: Path, hosts: list[SandboxHost], model: Path) -> Path:
         entries.append((name, data))
     path.write_text(f"hosts = {entries!r}\n")
     return path
+
+
+class RoundTrips:
+    """Counts the commands each host runs (facts and operations alike): one SSH round trip each."""
+
+    def __init__(self) -> None:
+        self.per_host: Counter[str] = Counter()
+        self._real = Host.run_shell_command
+
+    def __enter__(self) -> RoundTrips:
+        real, counts = self._real, self.per_host
+
+        def counted(host: Host, *args: Any, **kwargs: Any) -> Any:
+            counts[host.name] += 1
+            return real(host, *args, **kwargs)
+
+        Host.run_shell_command = counted  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        Host.run_shell_command = self._real  # type: ignore[method-assign]
 
 
 def timed(path: Path, profile: cProfile.Profile | None = None) -> tuple[float, DeployRun]:
@@ -95,23 +119,33 @@ def main() -> int:
             fresh, _ = timed(inv)
             reruns = []
             changed = 0
+            trips = RoundTrips()
             for r in range(rounds):
                 profile = (
                     cProfile.Profile() if args.profile and n == max(counts) and r == 0 else None
                 )
-                s, run = timed(inv, profile)
+                with trips:
+                    s, run = timed(inv, profile)
                 reruns.append(s)
                 changed += sum(len(res.changed) for res in run.results.values())
                 if profile is not None:
                     profile.dump_stats(str(args.profile))
                     print(top(profile), flush=True)
             noop = min(reruns)
-            figures[n] = {"boot_s": boot_s, "fresh_s": fresh, "noop_s": noop, "noop_runs": reruns}
+            per_host = max(trips.per_host.values(), default=0) // rounds
+            figures[n] = {
+                "boot_s": boot_s,
+                "fresh_s": fresh,
+                "noop_s": noop,
+                "noop_runs": reruns,
+                "round_trips_per_host": per_host,
+            }
             one = figures[counts[0]]
             print(
                 f"{n:>3} hosts: booted in {boot_s:.1f} s; fresh deploy {fresh:.1f} s "
                 f"({fresh / one['fresh_s']:.2f}x one host); no-op re-run {noop:.1f} s "
-                f"({noop / one['noop_s']:.2f}x one host; {changed} operations changed)",
+                f"({noop / one['noop_s']:.2f}x one host; {changed} operations changed; "
+                f"{per_host} commands per host)",
                 flush=True,
             )
             for h in hosts:

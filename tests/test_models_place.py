@@ -558,3 +558,21 @@ def test_ollama_imports_are_refused_off_linux(tmp_path: Path) -> None:
     cfg = config(tmp_path, engine="ollama", os="macos", model="file://m.gguf")
     with pytest.raises(models.ModelPlacementError, match="on Linux hosts"):
         models.import_into_ollama(cfg, "/usr/local/bin/ollama", "127.0.0.1", 11434)
+
+
+def test_deploy_verify_models_flag_marks_every_host_to_hash_again(tmp_path: Path) -> None:
+    import argparse
+
+    from llmprov.cli import deploy_cmd
+
+    parser = argparse.ArgumentParser()
+    deploy_cmd.register(parser.add_subparsers())
+    assert parser.parse_args(["deploy", "inv.py", "--verify-models"]).verify_models is True
+    assert parser.parse_args(["deploy", "inv.py"]).verify_models is False
+    gguf_file(tmp_path)
+    cfg = config(tmp_path, engine="llamacpp", model="file://m.gguf")
+    assert not cfg.settings.verify_models
+    assert models.verifying(cfg).settings.verify_models and not cfg.settings.verify_models
+    assert config(
+        tmp_path, engine="llamacpp", model="file://m.gguf", verify_models=True
+    ).settings.verify_models

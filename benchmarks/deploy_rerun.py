@@ -23,10 +23,13 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+from pyinfra.api.deploy import add_deploy
 from pyinfra.api.host import Host
 
 from llmprov.cache import cache_root, demo_model
+from llmprov.deploy import runner
 from llmprov.deploy.engines import deploy_host
 from llmprov.deploy.runner import DeployRun, run_pyinfra
 from llmprov.inventory import load_inventory
@@ -101,6 +104,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1 and 2 hosts, one re-run")
     parser.add_argument("--profile", type=Path, metavar="FILE", help="cProfile the largest re-run")
     parser.add_argument("--json", action="store_true", help="also print one JSON record")
+    parser.add_argument(
+        "--compare-serial",
+        action="store_true",
+        help="also time one no-op re-run planned host after host (pyinfra's add_deploy), as before",
+    )
     args = parser.parse_args()
     counts = [1, 2] if args.quick else [int(n) for n in args.hosts.split(",")]
     rounds = 1 if args.quick else args.rounds
@@ -133,19 +141,25 @@ def main() -> int:
                     print(top(profile), flush=True)
             noop = min(reruns)
             per_host = max(trips.per_host.values(), default=0) // rounds
+            serial = None
+            if args.compare_serial:
+                with mock.patch.object(runner, "prepare_hosts", add_deploy):
+                    serial, _ = timed(inv)
             figures[n] = {
                 "boot_s": boot_s,
                 "fresh_s": fresh,
                 "noop_s": noop,
                 "noop_runs": reruns,
                 "round_trips_per_host": per_host,
+                "noop_serial_plan_s": serial,
             }
             one = figures[counts[0]]
             print(
                 f"{n:>3} hosts: booted in {boot_s:.1f} s; fresh deploy {fresh:.1f} s "
                 f"({fresh / one['fresh_s']:.2f}x one host); no-op re-run {noop:.1f} s "
                 f"({noop / one['noop_s']:.2f}x one host; {changed} operations changed; "
-                f"{per_host} commands per host)",
+                f"{per_host} commands per host)"
+                + (f"; planned host after host: {serial:.1f} s" if serial is not None else ""),
                 flush=True,
             )
             for h in hosts:

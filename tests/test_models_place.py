@@ -296,6 +296,7 @@ def test_a_recorded_gguf_is_trusted_by_stat_without_hashing_on_either_side(
         lambda: models.place_model(cfg), monkeypatch, {("ModelFiles", GGUF_DEST): recorded}
     )
     assert plan.names[0] == "Upload model m.gguf"
+    assert f"Sha256File {GGUF_DEST}" not in plan.asked, "the record tells it apart unhashed"
 
 
 def test_verify_models_hashes_the_host_copy_even_when_the_record_vouches(

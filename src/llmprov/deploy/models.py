@@ -87,12 +87,15 @@ def local_manifest(folder: Path, verify: bool = False) -> dict[str, str]:
 def _held(dest: str, wanted: dict[str, str], folder: bool, verify: bool) -> tuple[bool, bool]:
     """(the host holds `wanted` at `dest`, the record beside it vouches for that).
 
-    The record is read by stat alone; only when it does not vouch (no record, a file touched since,
-    or `verify`) is the host's copy hashed, which reads the whole model.
+    The record is read by stat alone; only when it cannot be trusted (no record, a file touched
+    since, or `verify`) is the host's copy hashed, which reads the whole model.
     """
-    vouched = recorded_digests(host.get_fact(ModelFiles, path=dest)) == wanted
-    if vouched and not verify:
-        return True, True
+    recorded = recorded_digests(host.get_fact(ModelFiles, path=dest))
+    vouched = recorded == wanted
+    if recorded is not None and not verify:
+        # The record still matches the files' stat: it tells a different model apart too,
+        # without hashing the old one first.
+        return vouched, vouched
     if folder:
         held = host.get_fact(FolderManifest, path=dest)
     else:

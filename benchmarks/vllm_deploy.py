@@ -169,12 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     ):
         host = harness.boot(f"vb{os.getpid() % 100000:x}")
         record = measure(harness, host, not args.compile, Path(tmp), args.install_only)
+        # Printed now: a slow teardown that fails must not take the figure with it.
+        print(f"install (env build):    {record['install_s']:8.1f} s", flush=True)
         if not args.no_recipe:
             other = harness.boot(f"vr{os.getpid() % 100000:x}")
             mirror = f"http://{other.gateway}:{harness.serve_directory(WHEELS)}/"
             record["recipe_steps_s"] = recipe(harness, other, mirror)
             record["recipe_s"] = round(sum(record["recipe_steps_s"].values()), 1)
-    print(f"install (env build):    {record['install_s']:8.1f} s")
+            print(f"vLLM's recipe:          {record['recipe_s']:8.1f} s", flush=True)
     if not args.install_only:
         print(f"venv size:              {record['venv_bytes'] / 1e9:8.2f} GB")
         print(f"time to ready:          {record['ready_after_restart_s']:8.1f} s")
@@ -184,7 +186,6 @@ def main(argv: list[str] | None = None) -> int:
     if "recipe_s" in record:
         for label, seconds in record["recipe_steps_s"].items():
             print(f"  recipe: {label:<32} {seconds:8.1f} s")
-        print(f"vLLM's recipe:          {record['recipe_s']:8.1f} s")
         print(f"llmprov / recipe:       {record['install_s'] / record['recipe_s']:8.2f}x")
     if args.out:
         with args.out.open("a") as f:

@@ -365,7 +365,12 @@ def main() -> int:
     parser.add_argument("--ready-timeout", type=float, default=600.0, help="server start, s")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep prompts, results, log")
     parser.add_argument("--out", type=Path, help="append the comparison as a JSON line here")
+    parser.add_argument(
+        "--quick", action="store_true", help="one round at concurrency 1, 8 short requests"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.concurrency, args.requests, args.max_tokens = 1, "1", 8, 16
     levels = tuple(int(part) for part in args.concurrency.split(","))
 
     root = cache_root()

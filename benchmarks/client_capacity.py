@@ -99,7 +99,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="per level (default 2000)")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--time-limit", type=float, default=30.0, help="seconds per level")
+    parser.add_argument("--quick", action="store_true", help="levels 1,8; 100 requests each")
     args = parser.parse_args()
+    if args.quick:
+        args.concurrency, args.requests, args.time_limit = "1,8", 100, 10.0
 
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)

@@ -32,7 +32,7 @@ SCHEMA_VERSION = 1
 NAME = "SmolLM2-135M-Instruct"
 
 
-def measure(work: Path) -> dict[str, Any]:
+def measure(work: Path, quick: bool = False) -> dict[str, Any]:
     root = cache_root()
     original = demo_model(root)
     converter_tree(root)
@@ -50,6 +50,8 @@ def measure(work: Path) -> dict[str, Any]:
     for kind in ("f16", "bf16", "q8_0"):
         made = hf_to_gguf(hf.folder, work / f"{NAME}-{kind}.gguf", kind, root, name=NAME)
         step(f"HF -> GGUF {kind} (converter)", made.seconds, made.path)
+        if quick:  # one step each way
+            return {"schema_version": SCHEMA_VERSION, "benchmark": "convert", "steps": steps}
     started = time.monotonic()
     q4 = work / f"{NAME}-Q4_K_M.gguf"
     run_quantize(binaries.quantize, work / f"{NAME}-f16.gguf", q4, "Q4_K_M")
@@ -72,13 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="append the result as a JSON line here")
     parser.add_argument("--keep", type=Path, help="write the converted files here and keep them")
+    parser.add_argument("--quick", action="store_true", help="GGUF -> HF -> GGUF f16 only")
     args = parser.parse_args(argv)
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
-        record = measure(args.keep)
+        record = measure(args.keep, args.quick)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            record = measure(Path(tmp))
+            record = measure(Path(tmp), args.quick)
     if args.out:
         with args.out.open("a") as f:
             f.write(json.dumps(record) + "\n")

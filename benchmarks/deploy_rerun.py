@@ -1,25 +1,41 @@
-"""Deploy timings on real sandbox hosts: a first deploy from the cached llama.cpp build, a re-run with
-nothing to change on one host, and the same on four hosts at once.
+"""Deploy timings against host count: a first deploy from the cached llama.cpp build and a re-run with
+nothing to change, on N = 1, 4, 8, 16 sandbox hosts at once, with each figure's ratio to one host.
 
-Needs root and a cached llama.cpp build (run the host tests, or one deploy, first; otherwise the first
-deploy builds it, which takes minutes).
+Each N gets fresh hosts (booted together, stopped after). Needs root and a cached llama.cpp build
+(run the host tests, or one deploy, first; otherwise the first deploy builds it, for minutes).
+`--profile FILE` writes cProfile stats of the largest N's no-op re-run (the controller's side:
+fact gathering, SSH round trips, planning) and prints where its time went.
 
-    .venv/bin/python benchmarks/deploy_rerun.py [--hosts 4]
+    .venv/bin/python benchmarks/deploy_rerun.py [--hosts 1,4,8,16] [--quick] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import json
 import os
+import pstats
+import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from pyinfra.api.deploy import add_deploy
+from pyinfra.api.host import Host
 
 from llmprov.cache import cache_root, demo_model
+from llmprov.deploy import runner
 from llmprov.deploy.engines import deploy_host
 from llmprov.deploy.runner import DeployRun, run_pyinfra
 from llmprov.inventory import load_inventory
 from llmprov.sandbox import Harness, SandboxHost, default_cache_dir
+
+SCHEMA_VERSION = 2
 
 
 def inventory(path: Path, hosts: list[SandboxHost], model: Path) -> Path:
@@ -37,51 +53,127 @@ def inventory(path: Path, hosts: list[SandboxHost], model: Path) -> Path:
     return path
 
 
-def timed(path: Path) -> tuple[float, DeployRun]:
+class RoundTrips:
+    """Counts the commands each host runs (facts and operations alike): one SSH round trip each."""
+
+    def __init__(self) -> None:
+        self.per_host: Counter[str] = Counter()
+        self._real = Host.run_shell_command
+
+    def __enter__(self) -> RoundTrips:
+        real, counts = self._real, self.per_host
+
+        def counted(host: Host, *args: Any, **kwargs: Any) -> Any:
+            counts[host.name] += 1
+            return real(host, *args, **kwargs)
+
+        Host.run_shell_command = counted  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        Host.run_shell_command = self._real  # type: ignore[method-assign]
+
+
+def timed(path: Path, profile: cProfile.Profile | None = None) -> tuple[float, DeployRun]:
     loaded = load_inventory(path)
     t0 = time.monotonic()
-    run = run_pyinfra(loaded, deploy_host)
+    if profile is not None:
+        profile.enable()
+    try:
+        run = run_pyinfra(loaded, deploy_host)
+    finally:
+        if profile is not None:
+            profile.disable()
     elapsed = time.monotonic() - t0
-    bad = [r for r in run.results.values() if not r.ok]
+    bad = {h: r.error for h, r in run.results.items() if not r.ok}
     if bad:
         raise SystemExit(f"deploy failed: {bad}")
     return elapsed, run
 
 
+def top(profile: cProfile.Profile, lines: int = 25) -> str:
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(lines)
+    return out.getvalue()
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hosts", type=int, default=4)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--hosts", default="1,4,8,16", help="host counts (default 1,4,8,16)")
+    parser.add_argument("--rounds", type=int, default=2, help="no-op re-runs per count (2)")
+    parser.add_argument("--quick", action="store_true", help="1 and 2 hosts, one re-run")
+    parser.add_argument("--profile", type=Path, metavar="FILE", help="cProfile the largest re-run")
+    parser.add_argument("--json", action="store_true", help="also print one JSON record")
+    parser.add_argument(
+        "--compare-serial",
+        action="store_true",
+        help="also time one no-op re-run planned host after host (pyinfra's add_deploy), as before",
+    )
     args = parser.parse_args()
+    counts = [1, 2] if args.quick else [int(n) for n in args.hosts.split(",")]
+    rounds = 1 if args.quick else args.rounds
     model = demo_model(cache_root())
     pid = f"{os.getpid():x}"
+    figures: dict[int, dict[str, Any]] = {}
     with (
         tempfile.TemporaryDirectory() as tmp,
         Harness(default_cache_dir(os.environ, Path.home())) as harness,
     ):
-        one = harness.boot_many([f"d{pid}-0"])
-        inv1 = inventory(Path(tmp) / "one.py", one, model)
-        first, _ = timed(inv1)
-        print(f"first deploy, 1 host (cached build, model upload, start): {first:.1f} s")
-        rerun1, run = timed(inv1)
-        changed = sum(len(r.changed) for r in run.results.values())
-        print(
-            f"re-run with nothing to change, 1 host: {rerun1:.1f} s ({changed} operations changed)"
-        )
-
-        many = harness.boot_many([f"d{pid}-{i}" for i in range(1, args.hosts + 1)])
-        inv_n = inventory(Path(tmp) / "many.py", many, model)
-        first_n, _ = timed(inv_n)
-        print(
-            f"first deploy, {args.hosts} hosts in parallel: {first_n:.1f} s ({first_n / first:.2f}x one host)"
-        )
-        rerun_n, run = timed(inv_n)
-        changed = sum(len(r.changed) for r in run.results.values())
-        print(
-            f"re-run, {args.hosts} hosts in parallel: {rerun_n:.1f} s "
-            f"({rerun_n / rerun1:.2f}x one host; {changed} operations changed)"
-        )
+        for n in counts:
+            t0 = time.monotonic()
+            hosts = harness.boot_many([f"d{pid}-{n}-{i}" for i in range(n)])
+            boot_s = time.monotonic() - t0
+            inv = inventory(Path(tmp) / f"inv{n}.py", hosts, model)
+            fresh, _ = timed(inv)
+            reruns = []
+            changed = 0
+            trips = RoundTrips()
+            for r in range(rounds):
+                profile = (
+                    cProfile.Profile() if args.profile and n == max(counts) and r == 0 else None
+                )
+                with trips:
+                    s, run = timed(inv, profile)
+                reruns.append(s)
+                changed += sum(len(res.changed) for res in run.results.values())
+                if profile is not None:
+                    profile.dump_stats(str(args.profile))
+                    print(top(profile), flush=True)
+            noop = min(reruns)
+            per_host = max(trips.per_host.values(), default=0) // rounds
+            serial = None
+            if args.compare_serial:
+                with mock.patch.object(runner, "prepare_hosts", add_deploy):
+                    serial, _ = timed(inv)
+            figures[n] = {
+                "boot_s": boot_s,
+                "fresh_s": fresh,
+                "noop_s": noop,
+                "noop_runs": reruns,
+                "round_trips_per_host": per_host,
+                "noop_serial_plan_s": serial,
+            }
+            one = figures[counts[0]]
+            print(
+                f"{n:>3} hosts: booted in {boot_s:.1f} s; fresh deploy {fresh:.1f} s "
+                f"({fresh / one['fresh_s']:.2f}x one host); no-op re-run {noop:.1f} s "
+                f"({noop / one['noop_s']:.2f}x one host; {changed} operations changed; "
+                f"{per_host} commands per host)"
+                + (f"; planned host after host: {serial:.1f} s" if serial is not None else ""),
+                flush=True,
+            )
+            for h in hosts:
+                harness.stop(h)
+    if args.json:
+        record = {
+            "schema_version": SCHEMA_VERSION,
+            "benchmark": "deploy_rerun",
+            "cpus": os.cpu_count(),
+            "hosts": {str(n): f for n, f in figures.items()},
+        }
+        print(json.dumps(record))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -24,7 +24,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="fresh single-host boots to time")
     parser.add_argument("--parallel", type=int, default=4, help="hosts booted at once")
     parser.add_argument("--json", action="store_true", help="also print one JSON record")
+    parser.add_argument("--quick", action="store_true", help="one boot, two in parallel")
     args = parser.parse_args()
+    if args.quick:
+        args.repeat, args.parallel = 1, 2
 
     cache_dir = default_cache_dir(os.environ, Path.home())
     pid = f"{os.getpid():x}"

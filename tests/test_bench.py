@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from standins.openai_app import OpenAIStandIn
 
 from llmprov.checks.bench import (
@@ -18,6 +21,7 @@ from llmprov.checks.bench import (
     ProgressCallback,
     PromptsFileError,
     ShardedTransport,
+    arrival_offsets,
     load_prompts,
     open_async_client,
     parse_prompt_lines,
@@ -356,3 +360,68 @@ def test_request_dropped_twice_is_a_failure() -> None:
     assert not record.ok
     assert record.error is not None and "RemoteProtocolError" in record.error
     assert transport.calls == 2
+
+
+# ---------------------------------------------------------------- arrivals, levels as they finish
+
+
+@given(
+    count=st.integers(0, 200),
+    rate=st.floats(0.01, 1e4, allow_nan=False, allow_infinity=False),
+    seed=st.integers(0, 2**32),
+)
+def test_poisson_arrivals_are_increasing_and_the_same_for_the_same_seed(
+    count: int, rate: float, seed: int
+) -> None:
+    offsets = arrival_offsets(count, rate, seed)
+    assert len(offsets) == count
+    assert all(0 < a < b for a, b in pairwise(offsets))
+    assert offsets == arrival_offsets(count, rate, seed)
+
+
+def test_poisson_arrivals_average_the_rate_and_no_rate_sends_all_at_once() -> None:
+    offsets = arrival_offsets(20_000, 8.0, seed=1)
+    assert offsets[-1] / len(offsets) == pytest.approx(1 / 8, rel=0.03)
+    assert arrival_offsets(3, None, seed=1) == [0.0, 0.0, 0.0]
+    assert arrival_offsets(50, 8.0, 1) != arrival_offsets(50, 8.0, 2)
+
+
+def test_a_request_rate_spaces_the_starts_as_drawn() -> None:
+    server = OpenAIStandIn()
+    config = BenchConfig(model="smollm2", requests=6, max_tokens=1, request_rate=40.0, seed=5)
+    records = level(server, config, concurrency=6)
+    starts = sorted(r.start_s for r in records)
+    offsets = arrival_offsets(6, 40.0, 5)
+    # Each start is no earlier than its arrival (measured from the first, which waits offsets[0]).
+    for start, arrival in zip(starts, offsets, strict=True):
+        assert start - starts[0] >= arrival - offsets[0] - 0.005
+    assert starts[-1] - starts[0] >= offsets[-1] - offsets[0] - 0.005
+
+
+def test_a_bad_request_rate_is_refused() -> None:
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="request rate"):
+            BenchConfig(model="m", request_rate=bad)
+
+
+def test_each_level_is_handed_over_as_it_finishes() -> None:
+    server = OpenAIStandIn()
+    config = BenchConfig(model="smollm2", concurrencies=(1, 2), requests=2, max_tokens=2)
+    handed: list[tuple[int, int, int]] = []
+
+    def on_level(concurrency: int, records: list[RequestRecord]) -> None:
+        # Handed over before the next level sends anything.
+        handed.append((concurrency, len(records), len(server.chat_bodies)))
+
+    async def go() -> None:
+        async with open_async_client("http://x", 2, transport=server.async_transport()) as client:
+            await run_bench(client, config, PROMPTS, on_level=on_level)
+
+    asyncio.run(go())
+    assert handed == [(1, 2, 1 + 2), (2, 2, 1 + 2 + 2)]
+
+
+def test_prompt_tokens_are_taken_from_the_usage_chunk() -> None:
+    record = one(OpenAIStandIn(), BenchConfig(model="smollm2", max_tokens=3))
+    assert (record.input_tokens, record.output_tokens) == (20, 3)
+    assert one(OpenAIStandIn(sends_usage=False), BenchConfig(model="smollm2")).input_tokens == 0

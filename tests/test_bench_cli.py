@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from standins.openai_app import OpenAIStandIn
@@ -159,7 +161,12 @@ def test_bench_exits_1_when_the_warm_up_fails(
         (("bench", URL, "--model", "smollm2"), "--engine and --model are required"),
         (("bench", "llm.test:8000", "--engine", "e", "--model", "m"), "http:// or https://"),
         (("bench", URL, "extra", "--engine", "e", "--model", "m"), "unexpected arguments: extra"),
-        ((*RUN, "extra"), "unrecognized arguments: extra"),
+        ((*RUN, "extra"), "unexpected arguments: extra"),
+        ((*RUN, "--bogus"), "unrecognized arguments: --bogus"),
+        ((*RUN, "--slo", "ttft=0"), "must be a positive number"),
+        ((*RUN, "--slo", "latency=5"), "KEY one of ttft, tpot, e2el"),
+        ((*RUN, "--request-rate", "0"), "greater than 0"),
+        (("bench", "compare", "a", "b", "--bogus"), "unrecognized arguments: --bogus"),
         (("bench", "compare", "a.jsonl"), "two results files"),
     ],
 )
@@ -264,3 +271,132 @@ def test_check_empty_key_file_exits_2(
     key.write_text("\n")
     assert cli(*CHECK, "--model", "m", "--api-key-file", str(key)) == 2
     assert "is empty" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- a bench you can trust with data
+
+
+def test_ctrl_c_keeps_the_finished_levels_and_prints_them(
+    server: OpenAIStandIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    real = bench.run_level
+    calls = 0
+
+    async def interrupted_at_the_second_level(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise KeyboardInterrupt
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(bench, "run_level", interrupted_at_the_second_level)
+    out = tmp_path / "runs.jsonl"
+    argv = ("--concurrency", "1,2,4", "--requests", "2", "--json", str(out))
+    assert cli(*RUN, *argv) == 130
+    captured = capsys.readouterr()
+    assert "interrupted: 1 of 3 levels finished, written to" in " ".join(captured.err.split())
+    assert "Traceback" not in captured.err + captured.out
+    assert "output tokens/s" in captured.out, "the summary so far"
+    (kept,) = results_from_lines(out.read_text().splitlines(), str(out))
+    assert (kept.concurrency, kept.stats.succeeded) == (1, 2)
+
+
+def test_each_level_is_on_disk_before_the_next_starts(
+    server: OpenAIStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "runs.jsonl"
+    real = bench.run_level
+    seen_on_disk: list[int] = []
+
+    async def watching(*args: Any, **kwargs: Any) -> Any:
+        seen_on_disk.append(len(out.read_text().splitlines()) if out.exists() else 0)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(bench, "run_level", watching)
+    assert cli(*RUN, "--concurrency", "1,2,3", "--requests", "1", "--json", str(out)) == 0
+    assert seen_on_disk == [0, 1, 2]
+
+
+def test_a_level_above_the_request_count_says_so(
+    server: OpenAIStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(*RUN, "--concurrency", "1,64", "--requests", "4") == 0
+    captured = capsys.readouterr()
+    assert "concurrency 64 is above the 4 requests per level" in " ".join(captured.err.split())
+    assert "64 (≤4 in flight)" in captured.out
+
+
+def test_bench_reports_input_total_and_goodput_in_ms(
+    server: OpenAIStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r.jsonl"
+    argv = ("--concurrency", "1", "--requests", "3", "--slo", "ttft=60000,tpot=60000")
+    assert cli(*RUN, *argv, "--request-rate", "50", "--json", str(out)) == 0
+    text = capsys.readouterr().out
+    for row in ("input tokens/s", "total tokens/s", "goodput req/s", "E2E p99 ms", "req/s Poisson"):
+        assert row in text, row
+    (record,) = results_from_lines(out.read_text().splitlines(), str(out))
+    assert record.stats.input_tokens == 3 * 20
+    assert record.request_rate == 50 and record.slo is not None
+    assert record.stats.goodput_requests_per_s == pytest.approx(record.stats.requests_per_s)
+    assert record.run_id and record.prompts_sha256 and len(record.prompts_sha256) == 64
+
+
+def test_compare_help_is_compares_own(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("bench", "compare", "--help") == 0
+    text = capsys.readouterr().out
+    assert "usage: llmprov bench compare" in text and "--mixed" in text
+    assert "--concurrency" not in text
+
+
+def _two_runs(path: Path, *extra: str) -> list[str]:
+    argv = ("--concurrency", "1", "--requests", "2", "--json", str(path))
+    assert cli(*RUN, *argv) == 0
+    assert cli(*RUN, *argv, *extra) == 0
+    return [r.run for r in results_from_lines(path.read_text().splitlines(), str(path))]
+
+
+def test_compare_refuses_a_file_of_several_runs_unless_one_is_named(
+    server: OpenAIStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = tmp_path / "runs.jsonl"
+    first, second = _two_runs(runs)
+    capsys.readouterr()
+    assert cli("bench", "compare", str(runs), str(runs)) == 2
+    err = capsys.readouterr().err
+    assert "runs.jsonl holds 2 runs" in err and first in err and second in err
+    assert cli("bench", "compare", f"{runs}#{first}", f"{runs}#{second[:4]}") == 0
+    assert f"runs: A {first}, B {second}" in capsys.readouterr().out
+
+
+def test_compare_refuses_runs_that_differ_unless_mixed(
+    server: OpenAIStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = tmp_path / "runs.jsonl"
+    first, second = _two_runs(runs, "--max-tokens", "5", "--seed", "9")
+    capsys.readouterr()
+    a, b = f"{runs}#{first}", f"{runs}#{second}"
+    assert cli("bench", "compare", a, b) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "max_tokens: A 64, B 5" in err and "prompts:" in err and "--mixed" in err
+    assert cli("bench", "compare", a, b, "--mixed") == 0
+    assert "not like for like: max_tokens (A 64, B 5)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_compare_json_is_one_object_with_a_schema_version(
+    server: OpenAIStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = tmp_path / "runs.jsonl"
+    first, second = _two_runs(runs)
+    capsys.readouterr()
+    assert cli("bench", "compare", f"{runs}#{first}", f"{runs}#{second}", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["schema_version"] == bench_cmd.COMPARE_SCHEMA_VERSION
+    assert (data["a"]["run_id"], data["b"]["run_id"]) == (first, second)
+    assert data["differences"] == {}
+    (row,) = data["levels"]
+    tokens = row["metrics"]["output_tokens_per_s"]
+    assert tokens["ratio"] == pytest.approx(tokens["b"] / tokens["a"])

@@ -12,11 +12,16 @@ from llmprov.core.bench_stats import (
     LevelStats,
     RequestRecord,
     ResultsFormatError,
+    RunSelectionError,
+    Slo,
     compare,
+    differences,
     level_stats,
+    parse_slo,
     percentile,
     result_to_line,
     results_from_lines,
+    select_run,
 )
 
 
@@ -138,7 +143,7 @@ def test_result_round_trips_through_a_json_line() -> None:
     [
         ("{not json", r"runs\.jsonl:2: not JSON"),
         ("[1, 2]", r"runs\.jsonl:2: expected a JSON object"),
-        ('{"schema_version": 2}', r"runs\.jsonl:2: schema_version 2 is not supported"),
+        ('{"schema_version": 3}', r"runs\.jsonl:2: schema_version 3 is not supported"),
         ('{"engine": "vllm"}', r"runs\.jsonl:2: schema_version None"),
         ('{"schema_version": 1, "engine": "vllm"}', r"runs\.jsonl:2: model: Field required"),
     ],
@@ -180,3 +185,105 @@ def test_compare_ratio_is_missing_when_a_is_zero() -> None:
     (row,) = compare([_result(1, 0.0, 100.0, 1000.0)], [_result(1, 5.0, 100.0, 1000.0)])
     assert row.output_tokens_per_s.ratio is None
     assert row.ttft_mean_ms.ratio == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------- what vLLM reports and we added
+
+
+def test_input_and_total_token_throughput_count_successful_requests() -> None:
+    records = [
+        RequestRecord(True, 0.0, 1.0, 0.1, (), 10, input_tokens=30),
+        RequestRecord(True, 1.0, 2.0, 0.1, (), 6, input_tokens=20),
+        RequestRecord(False, 0.0, 2.0, error="HTTP 500", input_tokens=99),
+    ]
+    stats = level_stats(records)
+    assert (stats.input_tokens, stats.output_tokens) == (50, 16)
+    assert stats.input_tokens_per_s == pytest.approx(25.0)
+    assert stats.total_tokens_per_s == pytest.approx(33.0)
+    assert stats.goodput_requests_per_s is None, "no objectives, no goodput"
+
+
+def test_goodput_counts_requests_meeting_every_objective() -> None:
+    # TTFT 100/500/300 ms; TPOT 100/375/(single token: 0) ms; E2E 1000/2000/300 ms.
+    records = _records()
+    assert level_stats(records, Slo(ttft_ms=300)).goodput_requests_per_s == pytest.approx(2 / 3)
+    both = Slo(ttft_ms=300, tpot_ms=200)
+    assert level_stats(records, both).goodput_requests_per_s == pytest.approx(2 / 3)
+    tight = Slo(ttft_ms=300, tpot_ms=50)
+    assert level_stats(records, tight).goodput_requests_per_s == pytest.approx(1 / 3)
+    e2e = Slo(e2el_ms=999)
+    assert level_stats(records, e2e).goodput_requests_per_s == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ttft=500,tpot=50", Slo(ttft_ms=500, tpot_ms=50)),
+        ("ttft:500 tpot:50", Slo(ttft_ms=500, tpot_ms=50)),  # as vLLM's --goodput writes it
+        ("e2el=2000.5", Slo(e2el_ms=2000.5)),
+    ],
+)
+def test_slo_text_parses(text: str, expected: Slo) -> None:
+    assert parse_slo(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "no objective"),
+        ("ttft", "KEY=MILLISECONDS"),
+        ("itl=5", "KEY one of ttft, tpot, e2el"),
+        ("ttft=x", "not a number"),
+        ("ttft=-1", "positive"),
+        ("ttft=nan", "positive"),
+        ("ttft=1,ttft=2", "given twice"),
+    ],
+)
+def test_bad_slo_text_is_refused_naming_the_part(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_slo(text)
+
+
+def _run(run_id: str, concurrency: tuple[int, ...] = (1, 4), **fields: object) -> list[BenchResult]:
+    return [
+        _result(c, 10.0 * c, 100.0, 1000.0).model_copy(update={"run_id": run_id, **fields})
+        for c in concurrency
+    ]
+
+
+def test_a_version_1_record_is_read_and_its_run_is_its_timestamp() -> None:
+    line = result_to_line(_result(1, 25.0, 169.0, 3000.0)).replace(
+        f'"schema_version":{SCHEMA_VERSION}', '"schema_version":1'
+    )
+    (old,) = results_from_lines([line], "old.jsonl")
+    assert old.schema_version == 1 and old.run == "2026-11-26T10:00:00+00:00"
+    assert old.stats.input_tokens == 0 and old.prompts_sha256 is None
+
+
+def test_runs_are_picked_by_id_and_a_file_of_several_needs_one_named() -> None:
+    records = [*_run("aa11"), *_run("bb22", (1, 8))]
+    assert [r.concurrency for r in select_run(records, "bb", "r.jsonl")] == [1, 8]
+    assert [r.concurrency for r in select_run(records, "aa11", "r.jsonl")] == [1, 4]
+    with pytest.raises(RunSelectionError, match=r"r\.jsonl holds 2 runs; name one") as err:
+        select_run(records, None, "r.jsonl")
+    assert "aa11" in str(err.value) and "bb22" in str(err.value)
+    with pytest.raises(RunSelectionError, match="no run with id 'cc'"):
+        select_run(records, "cc", "r.jsonl")
+    assert select_run(_run("aa11"), None, "one.jsonl") == _run("aa11")
+
+
+def test_runs_that_measure_different_things_are_told_apart() -> None:
+    a = _run("a", prompts_sha256="1" * 64)
+    assert differences(a, _run("b", prompts_sha256="1" * 64)) == {}
+    b = _run("b", prompts_sha256="2" * 64, max_tokens=128, requests=8, model="other")
+    assert set(differences(a, b)) == {"model", "max_tokens", "prompts", "requests"}
+    assert differences(a, b)["max_tokens"] == ("64", "128")
+    assert "prompts" not in differences(a, _run("c")), "a version 1 run recorded no prompts"
+    assert set(differences(a, _run("d", prompts_sha256="1" * 64, request_rate=2.0))) == {
+        "request_rate"
+    }
+
+
+def test_more_in_flight_than_requests_is_capped_at_the_request_count() -> None:
+    (wide,) = _run("w", (64,), requests=4)
+    assert wide.in_flight_at_most == 4

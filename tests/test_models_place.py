@@ -27,6 +27,7 @@ from llmprov.core.model_pull import (
     ollama_marker,
     pull_identity,
 )
+from llmprov.core.model_record import RECORD_SCHEMA, FileStat, ModelStat, write_record_command
 from llmprov.core.model_ref import HuggingFaceRef
 from llmprov.core.validate import ControllerFiles, validate_host
 from llmprov.core.vllm_env import UV, UV_MARKER
@@ -80,8 +81,8 @@ def run_plan(
     return plan
 
 
-def sha1(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # ---------------------------------------------------------------- uploads land whole
@@ -99,7 +100,9 @@ def test_a_gguf_upload_lands_beside_the_model_then_is_renamed_in(
         f"chown llamacpp:llamacpp {GGUF_DEST}.partial",
         f"chmod 640 {GGUF_DEST}.partial",
     ]
-    assert plan.commands("Move") == [f"mv -f {GGUF_DEST}.partial {GGUF_DEST}"]
+    move = plan.commands("Move")
+    assert move[:2] == [f"rm -f {GGUF_DEST}.llmprov.json", f"mv -f {GGUF_DEST}.partial {GGUF_DEST}"]
+    assert move[2] == write_record_command(GGUF_DEST, {".": sha256(tmp_path / "m.gguf")})
 
 
 def test_the_same_gguf_on_the_host_is_not_uploaded_again(
@@ -108,10 +111,10 @@ def test_the_same_gguf_on_the_host_is_not_uploaded_again(
     local = gguf_file(tmp_path)
     cfg = config(tmp_path, engine="llamacpp", model="file://m.gguf")
     plan = run_plan(
-        lambda: models.place_model(cfg), monkeypatch, {("Sha1File", GGUF_DEST): sha1(local)}
+        lambda: models.place_model(cfg), monkeypatch, {("Sha256File", GGUF_DEST): sha256(local)}
     )
-    assert plan.ops == []
-    assert plan.notes == [f"model m.gguf is in place at {GGUF_DEST}"]
+    assert plan.names == ["Record the digest of model m.gguf"], "unrecorded: hashed, then recorded"
+    assert plan.notes == [f"model m.gguf is in place at {GGUF_DEST} (checked by sha256)"]
 
 
 def test_a_folder_is_synced_beside_the_model_then_swapped_in(
@@ -126,9 +129,10 @@ def test_a_folder_is_synced_beside_the_model_then_swapped_in(
         f"{HF_DEST}.partial/{name}"
         for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
     ]
-    assert plan.commands("Move") == [
+    assert plan.commands("Move")[:2] == [
+        f"rm -f {HF_DEST}.llmprov.json",
         f"rm -rf {HF_DEST}.old && if [ -e {HF_DEST} ]; then mv {HF_DEST} {HF_DEST}.old; fi && "
-        f"mv {HF_DEST}.partial {HF_DEST} && rm -rf {HF_DEST}.old"
+        f"mv {HF_DEST}.partial {HF_DEST} && rm -rf {HF_DEST}.old",
     ]
 
 
@@ -141,7 +145,7 @@ def test_a_folder_the_host_holds_by_content_changes_nothing(
     plan = run_plan(
         lambda: models.place_model(cfg), monkeypatch, {("FolderManifest", HF_DEST): same}
     )
-    assert plan.ops == []
+    assert plan.names == ["Record the digest of model folder smol"]
     changed = {**same, "model.safetensors": "0" * 64}
     plan = run_plan(
         lambda: models.place_model(cfg), monkeypatch, {("FolderManifest", HF_DEST): changed}
@@ -162,7 +166,8 @@ def test_an_https_gguf_is_downloaded_resumably_and_checked_before_the_rename(
         "Download tools",
         "Download smol.gguf and check its sha256 (resumes a partial download)",
     ]
-    (script,) = plan.commands("Download smol.gguf")
+    unrecord, script, record = plan.commands("Download smol.gguf")
+    assert unrecord == f"rm -f {GGUF_DEST}.llmprov.json"
     for part in (
         f"curl -fL --silent --show-error --retry 3 --connect-timeout 30 -C - -o {GGUF_DEST}.partial {url}",
         f"chown llamacpp:llamacpp {GGUF_DEST}.partial",
@@ -172,10 +177,71 @@ def test_an_https_gguf_is_downloaded_resumably_and_checked_before_the_rename(
         assert part in script
     assert script.index("sha256 does not match") < script.index("mv -f")
 
+    assert record == write_record_command(GGUF_DEST, {".": SHA})
+
     done = run_plan(lambda: models.place_model(cfg), monkeypatch, {("Sha256File", GGUF_DEST): SHA})
+    assert done.names == ["Record the digest of smol.gguf"]
+    recorded = stat_of({".": (5, 7, SHA)})
+    done = run_plan(
+        lambda: models.place_model(cfg), monkeypatch, {("ModelFiles", GGUF_DEST): recorded}
+    )
     assert done.ops == [] and done.notes == [
         f"smol.gguf is in place at {GGUF_DEST} (sha256 matches)"
     ]
+    assert "Sha256File " + GGUF_DEST not in done.asked, "a vouching record spares the hash"
+
+
+def stat_of(files: dict[str, tuple[int, int, str]], record: bool = True) -> ModelStat:
+    """What ModelFiles reads from a host whose files have these (size, mtime_ns, sha256)."""
+    entries = {n: {"size": s, "mtime_ns": m, "sha256": d} for n, (s, m, d) in files.items()}
+    return ModelStat(
+        {n: FileStat(s, m) for n, (s, m, _) in files.items()},
+        {"schema_version": RECORD_SCHEMA, "files": entries} if record else None,
+    )
+
+
+def test_a_recorded_gguf_is_trusted_by_stat_without_hashing_on_either_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = gguf_file(tmp_path)
+    cfg = config(tmp_path, engine="llamacpp", model="file://m.gguf")
+    recorded = stat_of({".": (9, 1_700_000_000_123_456_789, sha256(local))})
+    answers: dict[tuple[str, str], Any] = {("ModelFiles", GGUF_DEST): recorded}
+    plan = run_plan(lambda: models.place_model(cfg), monkeypatch, answers)
+    assert plan.ops == [] and plan.notes == [f"model m.gguf is in place at {GGUF_DEST}"]
+    assert plan.asked == [f"ModelFiles {GGUF_DEST}"]
+
+    # Touched since it was recorded (the mtime moved): hashed; the same content is recorded anew.
+    touched = ModelStat({".": FileStat(9, 1_700_000_000_123_456_790)}, recorded.record)
+    answers = {("ModelFiles", GGUF_DEST): touched, ("Sha256File", GGUF_DEST): sha256(local)}
+    plan = run_plan(lambda: models.place_model(cfg), monkeypatch, answers)
+    assert plan.names == ["Record the digest of model m.gguf"]
+
+    # A record for other content: uploaded again, whatever the stat says.
+    gguf_file(tmp_path, content=b"GGUF another")
+    plan = run_plan(
+        lambda: models.place_model(cfg), monkeypatch, {("ModelFiles", GGUF_DEST): recorded}
+    )
+    assert plan.names[0] == "Upload model m.gguf"
+    assert f"Sha256File {GGUF_DEST}" not in plan.asked, "the record tells it apart unhashed"
+
+
+def test_verify_models_hashes_the_host_copy_even_when_the_record_vouches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = gguf_file(tmp_path)
+    cfg = models.verifying(config(tmp_path, engine="llamacpp", model="file://m.gguf"))
+    recorded = stat_of({".": (9, 5, sha256(local))})
+    answers: dict[tuple[str, str], Any] = {
+        ("ModelFiles", GGUF_DEST): recorded,
+        ("Sha256File", GGUF_DEST): sha256(local),
+    }
+    plan = run_plan(lambda: models.place_model(cfg), monkeypatch, answers)
+    assert plan.ops == [] and f"Sha256File {GGUF_DEST}" in plan.asked
+    # The host's copy was corrupted in place with its size and mtime kept: only --verify sees it.
+    answers[("Sha256File", GGUF_DEST)] = "0" * 64
+    plan = run_plan(lambda: models.place_model(cfg), monkeypatch, answers)
+    assert plan.names[0] == "Upload model m.gguf"
 
 
 def test_an_https_model_that_is_not_a_gguf_is_refused(
@@ -322,7 +388,7 @@ def test_an_hf_folder_for_llamacpp_is_converted_to_gguf_on_the_controller(
     assert conversions == ["gguf smol f16 smollm2"]
     label = "model smol-f16.gguf (converted on the controller from file://smol)"
     assert plan.names == [f"Upload {label}", f"Move {label} into place (0 MB)"]
-    assert plan.commands("Move") == [f"mv -f {GGUF_DEST}.partial {GGUF_DEST}"]
+    assert plan.commands("Move")[1] == f"mv -f {GGUF_DEST}.partial {GGUF_DEST}"
 
 
 def test_a_conversion_that_fails_names_the_host_and_the_model(
@@ -420,3 +486,21 @@ def test_ollama_imports_are_refused_off_linux(tmp_path: Path) -> None:
     cfg = config(tmp_path, engine="ollama", os="macos", model="file://m.gguf")
     with pytest.raises(models.ModelPlacementError, match="on Linux hosts"):
         models.import_into_ollama(cfg, "/usr/local/bin/ollama", "127.0.0.1", 11434)
+
+
+def test_deploy_verify_models_flag_marks_every_host_to_hash_again(tmp_path: Path) -> None:
+    import argparse
+
+    from llmprov.cli import deploy_cmd
+
+    parser = argparse.ArgumentParser()
+    deploy_cmd.register(parser.add_subparsers())
+    assert parser.parse_args(["deploy", "inv.py", "--verify-models"]).verify_models is True
+    assert parser.parse_args(["deploy", "inv.py"]).verify_models is False
+    gguf_file(tmp_path)
+    cfg = config(tmp_path, engine="llamacpp", model="file://m.gguf")
+    assert not cfg.settings.verify_models
+    assert models.verifying(cfg).settings.verify_models and not cfg.settings.verify_models
+    assert config(
+        tmp_path, engine="llamacpp", model="file://m.gguf", verify_models=True
+    ).settings.verify_models

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import math
+import os
 import random
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -17,6 +21,7 @@ import httpx
 from llmprov.core.bench_stats import (
     BenchResult,
     RequestRecord,
+    Slo,
     level_stats,
     result_to_line,
     results_from_lines,
@@ -52,8 +57,18 @@ class BenchConfig:
     request_timeout_s: float = 300.0
     # After this long a level starts no new request; those in flight finish or time out.
     level_time_limit_s: float = 600.0
+    # Poisson arrivals at this many requests/s (capped by the level's concurrency), as
+    # `vllm bench serve --request-rate`; None sends each request as soon as a slot is free.
+    request_rate: float | None = None
+    # Seeds the arrival times, so that two runs send on the same schedule.
+    seed: int = 0
+    slo: Slo | None = None
 
     def __post_init__(self) -> None:
+        if self.request_rate is not None and not (
+            math.isfinite(self.request_rate) and self.request_rate > 0
+        ):
+            raise ValueError(f"request rate must be a positive number, got {self.request_rate}")
         if not self.concurrencies or min(self.concurrencies) < 1:
             raise ValueError(f"concurrency levels must be >= 1, got {self.concurrencies}")
         if self.requests < 1:
@@ -309,6 +324,7 @@ async def send_request(
     start = time.perf_counter()
     stamps: list[float] = []
     usage_tokens: int | None = None
+    prompt_tokens = 0
 
     def failed(error: str) -> RequestRecord:
         return RequestRecord(ok=False, start_s=start, end_s=time.perf_counter(), error=error)
@@ -341,8 +357,11 @@ async def send_request(
                     if chunk.get("error"):
                         return failed(f"error in stream: {chunk['error']}")
                     usage = chunk.get("usage")
-                    if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-                        usage_tokens = usage["completion_tokens"]
+                    if isinstance(usage, dict):
+                        if isinstance(usage.get("completion_tokens"), int):
+                            usage_tokens = usage["completion_tokens"]
+                        if isinstance(usage.get("prompt_tokens"), int):
+                            prompt_tokens = usage["prompt_tokens"]
                     if _has_content(chunk):
                         stamps.append(time.perf_counter())
             break
@@ -365,6 +384,7 @@ async def send_request(
         ttft_s=stamps[0] - start,
         itl_s=tuple(b - a for a, b in pairwise(stamps)),
         output_tokens=usage_tokens if usage_tokens is not None else len(stamps),
+        input_tokens=prompt_tokens,
     )
 
 
@@ -386,19 +406,25 @@ async def run_level(
     first: int = 0,
 ) -> list[RequestRecord]:
     """`config.requests` requests, at most `concurrency` in flight, prompts taken in turn from
-    index `first` (wrapping around).
+    index `first` (wrapping around). With `config.request_rate`, request i is sent no earlier
+    than its Poisson arrival time (`arrival_offsets`).
 
     After `config.level_time_limit_s` no new request starts, so a level may return fewer records.
     """
     if not prompts:
         raise ValueError("no prompts")
     semaphore = asyncio.Semaphore(concurrency)
-    deadline = time.perf_counter() + config.level_time_limit_s
+    started = time.perf_counter()
+    deadline = started + config.level_time_limit_s
+    offsets = arrival_offsets(config.requests, config.request_rate, config.seed)
     records: list[RequestRecord] = []
     failed = 0
 
     async def one(index: int) -> None:
         nonlocal failed
+        wait = started + offsets[index] - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
         async with semaphore:
             if time.perf_counter() >= deadline:
                 return
@@ -412,13 +438,35 @@ async def run_level(
     return records
 
 
+def arrival_offsets(count: int, rate: float | None, seed: int) -> list[float]:
+    """Seconds from a level's start at which each request arrives: all at 0 without a rate, else
+    a Poisson process (exponential gaps of mean 1/rate, the first gap included), as vLLM's
+    benchmark draws them with burstiness 1; the same seed gives the same schedule."""
+    if rate is None:
+        return [0.0] * count
+    rng = random.Random(seed)
+    offsets: list[float] = []
+    t = 0.0
+    for _ in range(count):
+        t += rng.expovariate(rate)
+        offsets.append(t)
+    return offsets
+
+
+LevelCallback = Callable[[int, list[RequestRecord]], None]
+
+
 async def run_bench(
     client: httpx.AsyncClient,
     config: BenchConfig,
     prompts: Sequence[Messages],
     on_progress: ProgressCallback | None = None,
+    on_level: LevelCallback | None = None,
 ) -> dict[int, list[RequestRecord]]:
     """A warm-up request, then each concurrency level in turn; records per level.
+
+    `on_level(concurrency, records)` is called as each level finishes, so that a caller can keep
+    (write) it before the next level starts: an interrupted run loses only the level under way.
 
     The warm-up sends the first prompt and each level the next `config.requests` in turn, so
     with `prompts_needed(config)` prompts no request repeats an earlier one. A repeat would find
@@ -436,6 +484,8 @@ async def run_bench(
     for number, level in enumerate(config.concurrencies):
         first = 1 + number * config.requests
         runs[level] = await run_level(client, config, prompts, level, on_progress, first)
+        if on_level is not None:
+            on_level(level, runs[level])
     return runs
 
 
@@ -447,12 +497,24 @@ def prompts_needed(config: BenchConfig) -> int:
 # --- results files -------------------------------------------------------------------------------
 
 
+def prompts_digest(config: BenchConfig, prompts: Sequence[Messages]) -> str:
+    """sha256 of the prompts a run sends (warm-up and levels, in order): equal means same input."""
+    used = [prompts[i % len(prompts)] for i in range(prompts_needed(config))]
+    return hashlib.sha256(json.dumps(used, sort_keys=True).encode()).hexdigest()
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(4)
+
+
 def level_results(
     engine: str,
     url: str,
     config: BenchConfig,
     levels: dict[int, list[RequestRecord]],
     timestamp: str,
+    run_id: str | None = None,
+    prompts_sha256: str | None = None,
 ) -> list[BenchResult]:
     """One result record per concurrency level of a run."""
     return [
@@ -464,15 +526,22 @@ def level_results(
             concurrency=level,
             requests=config.requests,
             max_tokens=config.max_tokens,
-            stats=level_stats(records),
+            stats=level_stats(records, config.slo),
+            run_id=run_id,
+            prompts_sha256=prompts_sha256,
+            request_rate=config.request_rate,
+            slo=config.slo,
         )
         for level, records in levels.items()
     ]
 
 
 def append_results(path: Path, results: Iterable[BenchResult]) -> None:
+    """Append records as JSON lines, flushed to disk before returning: a level written is kept."""
     with path.open("a", encoding="utf-8") as handle:
         handle.writelines(result_to_line(r) for r in results)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def read_results(path: Path) -> list[BenchResult]:

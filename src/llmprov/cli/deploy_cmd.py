@@ -62,6 +62,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--no-smoke", action="store_true", help="skip the smoke check after the deploy")
     p.add_argument("--no-bench", action="store_true", help="skip the short throughput check")
     p.add_argument("--results", default="llmprov-results", help="folder for throughput JSON lines")
+    p.add_argument(
+        "--verify-models",
+        action="store_true",
+        help="hash each model again, controller and host, instead of trusting its recorded digest",
+    )
     p.set_defaults(func=run)
 
 
@@ -177,6 +182,10 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_or_report(args.inventory, args.engine, args.limit)
     if loaded is None:
         return EXIT_BAD_INPUT
+    if args.verify_models:
+        from llmprov.deploy.models import verifying
+
+        loaded.hosts.update({n: verifying(c) for n, c in loaded.hosts.items()})
     from llmprov.cli.progress import progress_for
     from llmprov.deploy.engines import deploy_host
     from llmprov.deploy.runner import PyinfraSession

@@ -192,6 +192,8 @@ class HostSettings(_Strict):
     bench: bool = True
     # Earlier versions of the engine kept on the host for `llmprov rollback`; older ones are removed.
     keep_versions: Annotated[int, Field(ge=0, le=10)] = 1
+    # Hash placed models again instead of trusting the digest recorded beside them.
+    verify_models: bool = False
 
 
 LLMPROV_KEYS: frozenset[str] = frozenset(HostSettings.model_fields)

@@ -9,22 +9,23 @@ imported through Ollama's API on the host (blob upload, then create).
 
 Every transfer writes beside the model (`<dest>.partial`) and renames it into place when complete,
 and only when the content differs from what is there: a re-run with the same model changes nothing,
-and a failed transfer leaves the model the engine loads as it was.
+and a failed transfer leaves the model the engine loads as it was. Once placed, the model's sha256
+is recorded beside it (core/model_record.py), so a re-run compares stat and record, not content:
+its cost does not grow with the model. `verify_models` (`deploy --verify-models`) hashes again.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from pathlib import Path
 from typing import Any
 
 from pyinfra.context import host
-from pyinfra.facts.files import FileContents, Sha1File, Sha256File
+from pyinfra.facts.files import FileContents, Sha256File
 from pyinfra.facts.server import Which
 from pyinfra.operations import apt, files, server
 
-from llmprov.cache import CacheError, cache_root, sha256_file
+from llmprov.cache import CacheError, cache_root
 from llmprov.convert.fetch import fetch_model, local_path
 from llmprov.convert.spec import DEPLOY_GGUF_TYPE, ConvertError
 from llmprov.core.config import HostConfig
@@ -47,10 +48,17 @@ from llmprov.core.model_pull import (
     read_marker,
     swap_folder_command,
 )
+from llmprov.core.model_record import (
+    FILE_KEY,
+    recorded_digests,
+    remove_record_command,
+    write_record_command,
+)
 from llmprov.core.model_ref import FileRef, HttpsRef, HuggingFaceRef, ModelRef, OllamaRef
 from llmprov.core.ollama_release import model_present
+from llmprov.deploy import controller_digest
 from llmprov.deploy.hf_pull import pull_ops
-from llmprov.facts.models import FolderManifest
+from llmprov.facts.models import FolderManifest, ModelFiles
 from llmprov.facts.ollama import OllamaModels
 
 
@@ -58,51 +66,85 @@ class ModelPlacementError(Exception):
     """The model cannot be placed on this host as referenced; the message says what to change."""
 
 
+def verifying(cfg: HostConfig) -> HostConfig:
+    """`cfg` with `verify_models` set: its model is hashed again on the controller and the host."""
+    settings = cfg.settings.model_copy(update={"verify_models": True})
+    return cfg.model_copy(update={"settings": settings})
+
+
 def _size(n: int) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
 
-@functools.lru_cache(maxsize=1024)
-def _digest(path: str, size: int, mtime_ns: int, algorithm: str) -> str:
-    """A controller file's digest, computed once per content version however many hosts ask:
-    hashing a model for every host of every run is the controller's own cost, and it adds up."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _file_digest(path: Path, algorithm: str) -> str:
-    st = path.stat()
-    return _digest(str(path), st.st_size, st.st_mtime_ns, algorithm)
-
-
-def _sha1(path: Path) -> str:
-    return _file_digest(path, "sha1")
-
-
-def local_manifest(folder: Path) -> dict[str, str]:
+def local_manifest(folder: Path, verify: bool = False) -> dict[str, str]:
     """{relative name: sha256} of a folder on the controller, as FolderManifest reads a host's."""
     return {
-        p.relative_to(folder).as_posix(): _file_digest(p, "sha256")
+        p.relative_to(folder).as_posix(): controller_digest.sha256(p, verify)
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
 
 
+def _held(dest: str, wanted: dict[str, str], folder: bool, verify: bool) -> tuple[bool, bool]:
+    """(the host holds `wanted` at `dest`, the record beside it vouches for that).
+
+    The record is read by stat alone; only when it cannot be trusted (no record, a file touched
+    since, or `verify`) is the host's copy hashed, which reads the whole model.
+    """
+    recorded = recorded_digests(host.get_fact(ModelFiles, path=dest))
+    vouched = recorded == wanted
+    if recorded is not None and not verify:
+        # The record still matches the files' stat: it tells a different model apart too,
+        # without hashing the old one first.
+        return vouched, vouched
+    if folder:
+        held = host.get_fact(FolderManifest, path=dest)
+    else:
+        digest = host.get_fact(Sha256File, path=dest)
+        held = {FILE_KEY: digest} if digest else {}
+    return held == wanted, vouched
+
+
+def _record_only(dest: str, wanted: dict[str, str], label: str) -> list[Any]:
+    """The model is in place but unrecorded (placed by an older llmprov, or touched): record it."""
+    host.noop(f"{label} is in place at {dest} (checked by sha256)")
+    return [
+        server.shell(
+            name=f"Record the digest of {label}", commands=[write_record_command(dest, wanted)]
+        )
+    ]
+
+
 def upload_file(
-    local: Path, dest: str, owner: str, label: str, mode: str = MODEL_MODE
+    local: Path,
+    dest: str,
+    owner: str,
+    label: str,
+    mode: str = MODEL_MODE,
+    verify: bool = False,
+    record: bool = True,
 ) -> list[Any]:
     """Upload to `<dest>.partial`, then rename; nothing when the host's file is the same.
 
-    Compared by sha1, the digest pyinfra's own upload compares, so one fact serves both.
+    Compared by sha256: the record beside the host's file where it still matches the file's stat
+    (see core/model_record.py), else by hashing the host's file. `record=False` for a staged file
+    that is removed once used (an Ollama import), which keeps no record.
     """
-    if host.get_fact(Sha1File, path=dest) == _sha1(local):
+    wanted = {FILE_KEY: controller_digest.sha256(local, verify)}
+    if record:
+        held, vouched = _held(dest, wanted, folder=False, verify=verify)
+    else:
+        held = vouched = host.get_fact(Sha256File, path=dest) == wanted[FILE_KEY]
+    if held and vouched:
         host.noop(f"{label} is in place at {dest}")
         return []
+    if held:
+        return _record_only(dest, wanted, label)
     partial = partial_path(dest)
     size = _size(local.stat().st_size)
+    move = [move_file_command(partial, dest)]
+    if record:
+        move = [remove_record_command(dest), *move, write_record_command(dest, wanted)]
     return [
         files.put(
             name=f"Upload {label}",
@@ -112,18 +154,21 @@ def upload_file(
             group=owner,
             mode=mode,
         ),
-        server.shell(
-            name=f"Move {label} into place ({size})", commands=[move_file_command(partial, dest)]
-        ),
+        server.shell(name=f"Move {label} into place ({size})", commands=move),
     ]
 
 
-def upload_folder(local: Path, dest: str, owner: str, label: str) -> list[Any]:
+def upload_folder(
+    local: Path, dest: str, owner: str, label: str, verify: bool = False
+) -> list[Any]:
     """Sync into `<dest>.partial` (a partial left before is reused), then swap it in."""
-    wanted = local_manifest(local)
-    if host.get_fact(FolderManifest, path=dest) == wanted:
+    wanted = local_manifest(local, verify)
+    held, vouched = _held(dest, wanted, folder=True, verify=verify)
+    if held and vouched:
         host.noop(f"{label} is in place at {dest}")
         return []
+    if held:
+        return _record_only(dest, wanted, label)
     partial = partial_path(dest)
     size = sum((local / name).stat().st_size for name in wanted)
     return [
@@ -140,7 +185,11 @@ def upload_folder(local: Path, dest: str, owner: str, label: str) -> list[Any]:
         server.shell(
             name=f"Move {label} into place ({len(wanted)} file{'s' * (len(wanted) != 1)}, "
             f"{_size(size)})",
-            commands=[swap_folder_command(partial, dest)],
+            commands=[
+                remove_record_command(dest),
+                swap_folder_command(partial, dest),
+                write_record_command(dest, wanted),
+            ],
         ),
     ]
 
@@ -160,16 +209,28 @@ def _curl() -> list[Any]:
     ]
 
 
-def https_download(ref: HttpsRef, dest: str, owner: str) -> list[Any]:
+def https_download(
+    ref: HttpsRef, dest: str, owner: str, verify: bool = False, record: bool = True
+) -> list[Any]:
     """Download on the host into `<dest>.partial` (resumed), check the sha256, then rename."""
-    if host.get_fact(Sha256File, path=dest) == ref.sha256:
+    wanted = {FILE_KEY: ref.sha256}
+    if record:
+        held, vouched = _held(dest, wanted, folder=False, verify=verify)
+    else:
+        held = vouched = host.get_fact(Sha256File, path=dest) == ref.sha256
+    if held and vouched:
         host.noop(f"{ref.filename} is in place at {dest} (sha256 matches)")
         return []
+    if held:
+        return _record_only(dest, wanted, ref.filename)
+    download = [https_download_script(ref.url, ref.sha256, dest, owner)]
+    if record:
+        download = [remove_record_command(dest), *download, write_record_command(dest, wanted)]
     return [
         *_curl(),
         server.shell(
             name=f"Download {ref.filename} and check its sha256 (resumes a partial download)",
-            commands=[https_download_script(ref.url, ref.sha256, dest, owner)],
+            commands=download,
         ),
     ]
 
@@ -197,6 +258,7 @@ def _controller_model(cfg: HostConfig, want: str) -> Path:
 
 def _as_is(cfg: HostConfig, ref: ModelRef, dest: str, want: str) -> list[Any]:
     owner = cfg.service_user
+    verify = cfg.settings.verify_models
     if isinstance(ref, FileRef):
         local = local_path(ref, cfg.base_dir)
         if want == "hf":
@@ -205,15 +267,15 @@ def _as_is(cfg: HostConfig, ref: ModelRef, dest: str, want: str) -> list[Any]:
                     f"{cfg.name}: model: {local} is not a folder; vllm serves a Hugging Face "
                     "folder (or give a .gguf file, which is converted)"
                 )
-            return upload_folder(local, dest, owner, f"model folder {local.name}")
-        return upload_file(local, dest, owner, f"model {local.name}")
+            return upload_folder(local, dest, owner, f"model folder {local.name}", verify)
+        return upload_file(local, dest, owner, f"model {local.name}", verify=verify)
     if isinstance(ref, HttpsRef):
         if ref.fmt != "gguf":
             raise ModelPlacementError(
                 f"{cfg.name}: model: an https:// model must be one .gguf file; "
                 "a Hugging Face folder comes from hf:// or file://"
             )
-        return https_download(ref, dest, owner)
+        return https_download(ref, dest, owner, verify)
     if isinstance(ref, HuggingFaceRef):
         try:
             return pull_ops(cfg, hf_pull_for(ref, want), dest)
@@ -235,9 +297,10 @@ def place_model(cfg: HostConfig) -> list[Any]:
         return _as_is(cfg, ref, dest, want)
     local = _controller_model(cfg, want)
     label = f"model {local.name} (converted on the controller from {ref.raw})"
+    verify = cfg.settings.verify_models
     if want == "hf":
-        return upload_folder(local, dest, cfg.service_user, label)
-    return upload_file(local, dest, cfg.service_user, label)
+        return upload_folder(local, dest, cfg.service_user, label, verify)
+    return upload_file(local, dest, cfg.service_user, label, verify=verify)
 
 
 # ---------------------------------------------------------------- Ollama
@@ -270,7 +333,9 @@ def import_into_ollama(cfg: HostConfig, binary: str, address: str, port: int) ->
         identity = ollama_identity(ref.raw, pull_identity(pull))
     else:
         local = _controller_model(cfg, "gguf")
-        identity = ollama_identity(ref.raw, sha256_file(local))
+        identity = ollama_identity(
+            ref.raw, controller_digest.sha256(local, cfg.settings.verify_models)
+        )
     present = host.get_fact(OllamaModels, binary=binary, address=f"{address}:{port}")
     recorded = read_marker(host.get_fact(FileContents, path=ollama_marker(name)))
     if present is not None and model_present(present, name) and recorded == identity:
@@ -287,9 +352,11 @@ def import_into_ollama(cfg: HostConfig, binary: str, address: str, port: int) ->
         ),
     ]
     if local is not None:
-        stage = upload_file(local, staged, root_only, f"model {local.name}", mode="600")
+        stage = upload_file(
+            local, staged, root_only, f"model {local.name}", mode="600", record=False
+        )
     elif isinstance(ref, HttpsRef):
-        stage = https_download(ref, staged, root_only)
+        stage = https_download(ref, staged, root_only, record=False)
     else:
         assert isinstance(ref, HuggingFaceRef)
         stage = pull_ops(cfg, hf_pull_for(ref, "gguf"), staged, owner=root_only)
@@ -324,7 +391,7 @@ def model_digest(cfg: HostConfig) -> str | None:
     if isinstance(ref, FileRef):
         local = local_path(ref, cfg.base_dir)
         if local.is_file():
-            return _file_digest(local, "sha256")
+            return controller_digest.sha256(local, cfg.settings.verify_models)
         if local.is_dir():
             manifest = "\n".join(f"{k} {v}" for k, v in local_manifest(local).items())
             return hashlib.sha256(manifest.encode()).hexdigest()

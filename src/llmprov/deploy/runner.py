@@ -14,7 +14,6 @@ from typing import Any, Protocol
 
 from pyinfra.api.config import Config
 from pyinfra.api.connect import connect_all, disconnect_all
-from pyinfra.api.deploy import add_deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.host import Host
 from pyinfra.api.operations import run_ops
@@ -23,6 +22,7 @@ from pyinfra.context import ctx_host, ctx_state
 
 from llmprov.core.config import HostConfig
 from llmprov.core.unreachable import connect_address, unreachable_line, unreachable_reason
+from llmprov.deploy.prepare import prepare_hosts
 from llmprov.inventory import LoadedInventory, load_pyinfra_inventory
 
 
@@ -276,7 +276,7 @@ class PyinfraSession:
                 self.state.active_hosts.discard(host)
 
         if self.connected:
-            add_deploy(self.state, per_host)
+            prepare_hosts(self.state, per_host)
         return self._collect(executed=False)
 
     def execute(self) -> DeployRun:

@@ -151,6 +151,8 @@ class Plan:
     ops: list[Op] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     failed: bool = False
+    # The facts the deploy asked for, as "Class arg", when the caller collects them.
+    asked: list[str] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:

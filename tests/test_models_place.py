@@ -70,13 +70,17 @@ def run_plan(
     answers: dict[tuple[str, str], Any] | None = None,
 ) -> Plan:
     """The deploy's plan on a host that answers `answers` and lacks curl; it must not fail."""
+    asked: list[str] = []
     plan = run_deploy(
         func,
         monkeypatch,
-        loose_facts(answers or {}, which=lambda cmd: None if cmd == "curl" else f"/usr/bin/{cmd}"),
+        loose_facts(
+            answers or {}, asked, which=lambda cmd: None if cmd == "curl" else f"/usr/bin/{cmd}"
+        ),
         HOST,
         inline_chars=None,
     )
+    plan.asked = asked
     assert not plan.failed
     return plan
 

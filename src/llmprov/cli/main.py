@@ -43,6 +43,8 @@ SUMMARIES: dict[str, str] = {
     "sandbox": "boot throwaway Debian 12 hosts (systemd-nspawn) to deploy to over SSH",
     "models": "pull, convert and import model files on the controller",
     "matrix": "pick the vLLM, torch and CUDA build for an NVIDIA driver and GPU",
+    "rollback": "switch each host back to the version it ran before, and smoke-check it",
+    "uninstall": "stop and remove each host's engine: unit, settings, versions, caches, state record",
     "advise": "benchmark each engine on your workload, recommend one and (--apply) deploy it",
 }
 

@@ -146,8 +146,14 @@ def test_a_mirror_page_with_relative_links_and_core_metadata() -> None:
         "</body></html>"
     )
     [w] = linux_wheels(page, "text/html", "https://mirror.example/simple/vllm/", Version("0.10"))
-    assert w.url.startswith("https://mirror.example/simple/vllm/")
+    # Joined as a browser would: bandersnatch's "../../packages/" sits beside simple/.
+    assert (
+        w.url == "https://mirror.example/packages/vllm-0.29.0-cp38-abi3-manylinux_2_28_x86_64.whl"
+    )
     assert w.metadata_advertised and w.sha256 == "ab"
+    [w] = linux_wheels(page.replace("../../", "/pypi/"), "text/html",
+                       "https://mirror.example/pypi/simple/vllm/", Version("0.10"))  # fmt: skip
+    assert w.url.startswith("https://mirror.example/pypi/packages/vllm-0.29.0-")
 
 
 def test_torch_pin_reads_the_recorded_metadata_per_arch() -> None:

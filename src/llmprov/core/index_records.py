@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import urljoin
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
@@ -99,9 +100,9 @@ def linux_wheels(text: str, content_type: str, base_url: str, since: Version) ->
             if match is None:
                 continue
             rank = {"abi3": 0, "cp312": 1}.get(tag.abi if tag.abi == "abi3" else tag.interpreter, 2)
-            url = str(f.get("url", ""))
-            if not url.startswith(("http://", "https://", "file:")):
-                url = base_url.rstrip("/") + "/" + url.lstrip("./")
+            # PEP 503/691: a relative link is relative to the page (a mirror's
+            # "../../packages/..." leaves the project's folder), as a browser joins it.
+            url = urljoin(base_url, str(f.get("url", "")))
             hashes = f.get("hashes") or {}
             meta = f.get("core-metadata", f.get("data-dist-info-metadata", False))
             wheel = IndexWheel(

@@ -1,10 +1,10 @@
 """`llmprov matrix refresh` through a sandbox host's view of PyPI: a site mirror it serves itself.
 
 The host holds what a site mirror would (PEP 503 pages under simple/, wheels and their PEP 658
-.metadata under packages/, linked as bandersnatch links them: "../../packages/..."), built from the PyPI
-answers recorded in tests/fixtures/pypi plus one release the built-in table lacks: a synthetic
-next vLLM whose metadata pins a torch the table knows. The real console entry point reads it
-through the inventory's mirror.pip_index_url, into a throwaway LLMPROV_CACHE.
+.metadata under packages/, linked as bandersnatch links them: "../../packages/..."), built from
+the PyPI answers recorded in tests/fixtures/pypi plus one release the built-in table lacks: a
+synthetic next vLLM whose metadata pins a torch the table knows. The real console entry point
+reads it through the inventory's mirror.pip_index_url, into a throwaway LLMPROV_CACHE.
 """
 
 from __future__ import annotations

@@ -64,7 +64,8 @@ def test_llamacpp_serves_an_hf_folder_converted_on_the_controller(
     assert any(n.startswith("Upload model ") and "converted on the controller" in n for n in names)
     assert any(n.startswith("Move model ") and n.endswith("MB)") for n in names), names
     listing = on_host(harness, sandbox_host, "ls", "-A", MODELS)
-    assert listing.split() == ["smollm2.gguf"], "the file landed whole, no partial beside it"
+    # The file landed whole (no partial beside it), with the digest record a re-run reads.
+    assert listing.split() == ["smollm2.gguf", "smollm2.gguf.llmprov.json"], listing
     assert on_host(harness, sandbox_host, "head", "-c", "4", f"{MODELS}/smollm2.gguf") == "GGUF"
     owner = on_host(harness, sandbox_host, "stat", "-c", "%U %a", f"{MODELS}/smollm2.gguf")
     assert owner == "llamacpp 640"

@@ -9,6 +9,7 @@ all of it, and one extra build at most (CI time).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -42,6 +43,8 @@ UNIT = "llmprov-llamacpp.service"
 MODEL = "/var/lib/llmprov/llamacpp/models/smollm2.gguf"
 # A release tag no real build uses: its cached "build" is the stand-in below, never compiled.
 BROKEN_RELEASE = "b999999"
+# A release tag needs its archive's sha256 (validation); this archive is never fetched.
+BROKEN_RELEASE_SHA256 = hashlib.sha256(b"no such archive").hexdigest()
 BROKEN_SERVER = "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'version: 0 (broken stand-in)'; exit 0; }\nexit 1\n"
 
 
@@ -95,7 +98,9 @@ def broken_build(harness: Harness, sandbox_host: SandboxHost) -> Iterator[str]:
     os_release = parse_os_release(
         harness.run(sandbox_host, ["cat", "/etc/os-release"]).stdout.splitlines()
     )
-    settings = LlamacppSettings(release=BROKEN_RELEASE, native=False)
+    settings = LlamacppSettings(
+        release=BROKEN_RELEASE, release_sha256=BROKEN_RELEASE_SHA256, native=False
+    )
     target = BuildTarget("x86_64", distro_id(os_release), None)
     key = build_key(source_for(settings), cmake_flags(settings, cuda=False), target)
     tarball = cache_root() / binary_cache_dir_name() / f"{key}.tar.gz"
@@ -105,10 +110,14 @@ def broken_build(harness: Harness, sandbox_host: SandboxHost) -> Iterator[str]:
         info = tarfile.TarInfo("./bin/llama-server")
         info.size, info.mode = len(data), 0o755
         tar.addfile(info, io.BytesIO(data))
+    # The digest recorded at build time: a cached build without it is not trusted (rebuilt).
+    recorded = tarball.with_name(f"{key}.tar.gz.sha256")
+    recorded.write_text(f"{hashlib.sha256(tarball.read_bytes()).hexdigest()}  {tarball.name}\n")
     try:
         yield key
     finally:
         tarball.unlink(missing_ok=True)
+        recorded.unlink(missing_ok=True)
 
 
 def test_llamacpp_upgrade_failed_upgrade_rollback_and_uninstall(
@@ -120,7 +129,12 @@ def test_llamacpp_upgrade_failed_upgrade_rollback_and_uninstall(
     inv_a = write_inventory(tmp_path / "a.py", sandbox_host, key_file)
     inv_b = write_inventory(tmp_path / "b.py", sandbox_host, key_file, native=False)
     inv_broken = write_inventory(
-        tmp_path / "broken.py", sandbox_host, key_file, native=False, release=BROKEN_RELEASE
+        tmp_path / "broken.py",
+        sandbox_host,
+        key_file,
+        native=False,
+        release=BROKEN_RELEASE,
+        release_sha256=BROKEN_RELEASE_SHA256,
     )
     loaded_a = load_inventory(inv_a)
 

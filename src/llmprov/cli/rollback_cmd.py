@@ -8,6 +8,7 @@ from llmprov.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
+    LIMIT_HELP,
     console,
     err_console,
     load_or_report,
@@ -19,7 +20,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "rollback", help="switch each host back to the version it ran before, and smoke-check it"
     )
     p.add_argument("inventory")
-    p.add_argument("--limit", action="append", help="only this host (repeatable)")
+    p.add_argument("--limit", action="append", metavar="PATTERN", help=LIMIT_HELP)
     p.add_argument("-y", "--yes", action="store_true", help="do not ask before changing hosts")
     p.set_defaults(func=run)
 

@@ -9,6 +9,7 @@ from llmprov.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
+    LIMIT_HELP,
     console,
     err_console,
     load_or_report,
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="stop and remove each host's engine: unit, settings, versions, caches, state record",
     )
     p.add_argument("inventory")
-    p.add_argument("--limit", action="append", help="only this host (repeatable)")
+    p.add_argument("--limit", action="append", metavar="PATTERN", help=LIMIT_HELP)
     p.add_argument(
         "--keep-models",
         action=argparse.BooleanOptionalAction,

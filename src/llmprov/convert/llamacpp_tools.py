@@ -11,8 +11,6 @@ build goes into that cache, where the deploy of a host like this controller find
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import platform
@@ -20,7 +18,6 @@ import re
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +35,7 @@ from llmprov.core.llamacpp_build import (
     source_for,
 )
 from llmprov.core.parsers import distro_id, parse_os_release
+from llmprov.filelock import file_lock
 
 # What the converter needs of the source tree; the rest (C++ sources) only a build needs.
 CONVERTER_MEMBERS: tuple[str, ...] = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
@@ -72,18 +70,6 @@ class LlamaBinaries:
     @property
     def server(self) -> Path:
         return self.folder / "bin" / "llama-server"
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """One process at a time fills a cache entry; the others wait and then reuse it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _source(settings: LlamacppSettings) -> LlamacppSource:
@@ -134,7 +120,7 @@ def converter_tree(root: Path, settings: LlamacppSettings | None = None) -> Conv
     source = _source(settings or LlamacppSettings())
     dest = root / "llamacpp-src" / f"converter-{source.version}"
     tree = ConverterTree(dest, source.llama_cpp_ref)
-    with _locked(dest.with_name(f"{dest.name}.lock")):
+    with file_lock(dest.with_name(f"{dest.name}.lock")):
         if not tree.script.is_file():
             _extract(_sdist(source, root), source.subdir, dest, CONVERTER_MEMBERS)
     return tree
@@ -171,7 +157,7 @@ def llama_binaries(
     settings = settings or LlamacppSettings()
     key = binaries_key(settings, target or controller_target())
     found = LlamaBinaries(key, root / "llamacpp-bin" / key)
-    with _locked(root / "llamacpp-bin" / f"{key}.lock"):
+    with file_lock(root / "llamacpp-bin" / f"{key}.lock"):
         if found.quantize.is_file() and found.server.is_file():
             return found
         cached = root / binary_cache_dir_name() / f"{key}.tar.gz"

@@ -10,6 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmprov.filelock import file_lock
 from llmprov.sandbox import plan, system
 from llmprov.sandbox.errors import SandboxError
 
@@ -92,7 +93,7 @@ def ensure_base(
         return final
     system.require_root()
     system.ensure_host_tools()
-    with system.file_lock(final.parent / f".{final.name}.lock"):
+    with file_lock(final.parent / f".{final.name}.lock"):
         if final.is_dir():
             return final
         with system.atomic_directory(final) as root:
@@ -161,7 +162,7 @@ def ensure_trust_layer(cache_dir: Path, base: Path, ca_dir: Path = LOCAL_CA_DIR)
     if final.is_dir():
         return final / "upper"
     system.require_root()
-    with system.file_lock(final.parent / f".{final.name}.lock"):
+    with file_lock(final.parent / f".{final.name}.lock"):
         if final.is_dir():
             return final / "upper"
         with system.atomic_directory(final) as temp:
@@ -198,7 +199,7 @@ def ensure_ssh_key(cache_dir: Path) -> Path:
         return key
     key.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(key.parent, 0o700)
-    with system.file_lock(key.parent / ".keygen.lock"):
+    with file_lock(key.parent / ".keygen.lock"):
         if key.is_file() and public.is_file():
             return key
         with tempfile.TemporaryDirectory(dir=key.parent) as temp:

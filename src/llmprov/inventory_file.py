@@ -206,6 +206,9 @@ def _with_group_data(
     groups["all"] = (all_hosts, all_data)
     if file_group not in groups:
         groups[file_group] = all_hosts
+    if "names_data" in groups:
+        # Where pyinfra builds its stand-in Inventory((names, data), **groups) for group data.
+        raise TypeError("Inventory.__init__() got multiple values for argument 'names_data'")
     group_data: dict[str, dict[str, Any]] = defaultdict(dict)
     for group_name, data in group_data_of.items():
         group_data[group_name].update(data)
@@ -220,10 +223,12 @@ def _with_group_data(
     for name, data in group_data.items():
         groups[name] = ([], data)
     names_data = groups.pop("all")
-    for clash in ("names_data", "override_data"):
-        if clash in groups:
-            # Inventory(names_data, override_data=None, **groups) cannot take this group.
-            raise TypeError(f"Inventory.__init__() got multiple values for argument '{clash}'")
+    if "override_data" in groups:
+        # Inventory(names_data, override_data=None, **groups) cannot take this group.
+        raise TypeError(
+            "pyinfra.api.inventory.Inventory() got multiple values for keyword argument "
+            "'override_data'"
+        )
     return names_data, groups
 
 

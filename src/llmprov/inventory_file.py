@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import logging
 import os
 from collections import defaultdict
 from collections.abc import Iterator
@@ -13,8 +12,7 @@ from typing import Any
 
 # Each step below mirrors one function of pyinfra 3.10 (pyinfra_cli/inventory.py, pyinfra/api/
 # inventory.py, pyinfra/api/host.py), in the same order and with the same mutations, so that a
-# test can hold the two loaders equal. pyinfra's own messages go to its own logger, as there.
-_log = logging.getLogger("pyinfra")
+# test can hold the two loaders equal.
 
 _HOST_TYPES = (str, tuple)
 
@@ -85,7 +83,10 @@ def _is_group(key: str, value: Any) -> bool:
     else:
         return False
     if not all(isinstance(item, _HOST_TYPES) for item in hosts):
-        _log.warning(
+        import logging  # only here: a run without this warning need not import it
+
+        # pyinfra's own warning, on its own logger, as pyinfra gives it.
+        logging.getLogger("pyinfra").warning(
             'Ignoring host group "%s". '
             "Host groups may only contain strings (host) or tuples (host, data).",
             key,

@@ -62,9 +62,7 @@ PositiveInt = Annotated[int, IntOnly, Field(ge=1, le=INT32_MAX)]
 
 
 class _Strict(BaseModel):
-    # defer_build: a model's validator is built when first used, and a nested model's schema
-    # only inside its parent's, so `llmprov validate` builds two validators, not ten, per run.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
 def _check_extra_args(value: list[str]) -> list[str]:
@@ -204,7 +202,7 @@ LLMPROV_KEYS: frozenset[str] = frozenset(HostSettings.model_fields)
 class ClusterMember(BaseModel):
     """A host's place in its serving cluster, resolved across the cluster's hosts at validation."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    model_config = ConfigDict(frozen=True)
 
     name: str
     head: str
@@ -229,7 +227,7 @@ class ClusterMember(BaseModel):
 class HostConfig(BaseModel):
     """A host's validated settings with every default resolved: what rendering and deploys read."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     name: str
     settings: HostSettings

@@ -326,3 +326,14 @@ def test_validate_and_render_do_not_import_pyinfra(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert out.stdout.strip() == "[0, 0] []"
+
+
+def test_a_group_data_file_that_does_not_parse_is_named_with_its_line(tmp_path: Path) -> None:
+    path = _case(tmp_path, "web = ['a']\n", {"web": "x_a = 1\nx_b = (\n"})
+
+    ours = _ours(path)
+
+    assert ours == _pyinfra(path)
+    assert ours[1][0].startswith(
+        f"{tmp_path}/group_data/web.py: line 2: the group data file raised"
+    )

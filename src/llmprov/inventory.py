@@ -49,7 +49,7 @@ def controller_files(base: Path) -> ControllerFiles:
 
 def _python_error(path: Path, exc: BaseException) -> FieldError:
     """The fault as `FILE: line N: ...`: FILE is the inventory as the user gave it, or the
-    group_data file that raised (both were run by their resolved paths)."""
+    group_data file that raised (pyinfra runs both by their resolved paths)."""
     ran = str(path.resolve())
     group_data = str(path.resolve().parent / "group_data") + os.sep
     where, shown = "load", str(path)
@@ -57,12 +57,11 @@ def _python_error(path: Path, exc: BaseException) -> FieldError:
         if frame.filename == ran:
             where, shown = f"line {frame.lineno}", str(path)
         elif frame.filename.startswith(group_data):
-            where = f"line {frame.lineno}"
-            shown = str(path.parent / "group_data" / frame.filename.removeprefix(group_data))
+            where, shown = f"line {frame.lineno}", frame.filename
     if isinstance(exc, SyntaxError) and exc.lineno:
         where = f"line {exc.lineno}"
         if exc.filename and exc.filename.startswith(group_data):
-            shown = str(path.parent / "group_data" / exc.filename.removeprefix(group_data))
+            shown = exc.filename
     what = "inventory" if shown == str(path) else "group data"
     return FieldError(shown, where, f"the {what} file raised {type(exc).__name__}: {exc}")
 

@@ -28,7 +28,7 @@ class FileHost:
 class InventoryFile:
     """An inventory as pyinfra builds it, minus the connections."""
 
-    path: Path
+    path: Path  # resolved, as pyinfra runs it
     hosts: dict[str, FileHost]  # in pyinfra's order
     groups: dict[str, tuple[str, ...]]  # group -> host names, as Inventory.groups
 
@@ -288,7 +288,7 @@ def build(
 def from_pyinfra(path: Path, inventory: Any) -> InventoryFile:
     """The same view of an inventory pyinfra built (`pyinfra.api.Inventory`)."""
     return InventoryFile(
-        path=path,
+        path=path.resolve(),
         hosts={h.name: FileHost(h.name, tuple(h.groups), h.data.dict()) for h in inventory},
         groups={g: tuple(h.name for h in hs) for g, hs in inventory.groups.items()},
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import os
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
+from llmprov import inventory_file
 from llmprov.core.config import HostConfig
 from llmprov.core.host_selection import InventoryHost, select_hosts
 from llmprov.core.validate import ControllerFiles, FieldError, validate_clusters, validate_host
@@ -25,7 +27,7 @@ class InventoryError(Exception):
 @dataclass(frozen=True)
 class LoadedInventory:
     path: Path
-    inventory: Any  # pyinfra.api.Inventory
+    inventory: inventory_file.InventoryFile
     hosts: dict[str, HostConfig]
     host_data: dict[str, dict[str, Any]]
     # Hosts --engine left out (their data names another engine), with why; never contacted.
@@ -46,13 +48,22 @@ def controller_files(base: Path) -> ControllerFiles:
 
 
 def _python_error(path: Path, exc: BaseException) -> FieldError:
-    """The fault as `PATH: line N: ...`, PATH as the user gave it (pyinfra ran the resolved path)."""
+    """The fault as `FILE: line N: ...`: FILE is the inventory as the user gave it, or the
+    group_data file that raised (pyinfra runs both by their resolved paths)."""
     ran = str(path.resolve())
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == ran]
-    where = f"line {frames[-1].lineno}" if frames else "load"
+    group_data = str(path.resolve().parent / "group_data") + os.sep
+    where, shown = "load", str(path)
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == ran:
+            where, shown = f"line {frame.lineno}", str(path)
+        elif frame.filename.startswith(group_data):
+            where, shown = f"line {frame.lineno}", frame.filename
     if isinstance(exc, SyntaxError) and exc.lineno:
         where = f"line {exc.lineno}"
-    return FieldError(str(path), where, f"the inventory file raised {type(exc).__name__}: {exc}")
+        if exc.filename and exc.filename.startswith(group_data):
+            shown = exc.filename
+    what = "inventory" if shown == str(path) else "group data"
+    return FieldError(shown, where, f"the {what} file raised {type(exc).__name__}: {exc}")
 
 
 def _data_errors(where: str, data: object) -> list[FieldError]:
@@ -102,8 +113,11 @@ def group_shape_errors(groups: dict[str, Any]) -> list[FieldError]:
     return errors
 
 
-def load_pyinfra_inventory(path: Path) -> Any:
-    """Build a pyinfra Inventory from a Python inventory file, without connecting to any host."""
+def load_pyinfra_inventory(path: Path, groups: dict[str, Any] | None = None) -> Any:
+    """Build a pyinfra Inventory from a Python inventory file, without connecting to any host;
+    given `groups` (the file already run by `read_inventory`), pyinfra builds from those."""
+    from unittest import mock
+
     import pyinfra_cli.inventory as cli_inventory
     from pyinfra.api.state import State
     from pyinfra.context import ctx_state
@@ -115,11 +129,11 @@ def load_pyinfra_inventory(path: Path) -> Any:
     def checked_groups(filename: str) -> dict[str, Any]:
         # The one place where the file's groups are seen before pyinfra builds hosts from them;
         # a malformed shape is reported here instead of as a traceback from deep in pyinfra.
-        groups: dict[str, Any] = read_groups(filename)
-        errors = group_shape_errors(groups)
+        found: dict[str, Any] = read_groups(filename) if groups is None else groups
+        errors = group_shape_errors(found)
         if errors:
             raise InventoryError(errors)
-        return groups
+        return found
 
     try:
         # pyinfra executes inventory files under a State context; a bare one touches nothing.
@@ -133,26 +147,61 @@ def load_pyinfra_inventory(path: Path) -> Any:
     except KeyboardInterrupt:
         raise
     except SystemExit as exc:
-        raise InventoryError(
-            [FieldError(str(path), "load", f"the inventory file called exit({exc.code!r})")]
-        ) from None
+        raise InventoryError([_exit_error(path, exc)]) from None
     except BaseException as exc:
+        # pyinfra wraps what the user's code raised in its own error.
         cause = exc.__cause__ or exc.__context__ or exc
         if isinstance(cause, SystemExit):
-            raise InventoryError(
-                [FieldError(str(path), "load", f"the inventory file called exit({cause.code!r})")]
-            ) from None
+            raise InventoryError([_exit_error(path, cause)]) from None
         raise InventoryError([_python_error(path, cause)]) from None
 
 
-def _host_data(host: Any) -> dict[str, Any] | FieldError:
+def _exit_error(path: Path, exc: SystemExit) -> FieldError:
+    return FieldError(str(path), "load", f"the inventory file called exit({exc.code!r})")
+
+
+def _parse_or_none(filename: str) -> ast.Module | None:
+    # A file that does not parse is reported when it runs, in pyinfra's order.
     try:
-        data = host.data.dict()
-    except Exception as exc:
-        return FieldError(host.name, "data", f"cannot be read ({type(exc).__name__}: {exc})"[:300])
-    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
-        return FieldError(host.name, "data", "must be a mapping with string keys")
-    return data
+        return inventory_file.parse(filename)[1]
+    except (SyntaxError, ValueError, OSError):
+        return None
+
+
+def _read_inventory(path: Path) -> inventory_file.InventoryFile:
+    resolved = path.resolve()
+    group_files = inventory_file.group_data_files(resolved.parent / "group_data")
+    trees = {f: _parse_or_none(f) for f in [str(resolved), *group_files]}
+    if any(t is not None and inventory_file.imports_pyinfra(t) for t in trees.values()):
+        # Group data may read pyinfra's inventory context, which only pyinfra's loader sets.
+        return inventory_file.from_pyinfra(path, load_pyinfra_inventory(path))
+    tree = trees[str(resolved)] or inventory_file.parse(str(resolved))[1]
+    groups = inventory_file.groups_of(inventory_file.exec_file(str(resolved), tree))
+    errors = group_shape_errors(groups)
+    if errors:
+        raise InventoryError(errors)
+    if inventory_file.needs_pyinfra(groups) is not None:
+        return inventory_file.from_pyinfra(path, load_pyinfra_inventory(path, groups))
+    group_data = inventory_file.read_group_data(group_files, trees)
+    return inventory_file.build(resolved, groups, group_data)
+
+
+def read_inventory(path: Path) -> inventory_file.InventoryFile:
+    """The hosts, groups and data pyinfra would build from an inventory file, with pyinfra's
+    own loader (seconds of imports) only when the files need it: they import pyinfra, or name
+    a connector that runs a command to list its hosts."""
+    if not path.is_file():
+        raise InventoryError([FieldError(str(path), "path", "inventory file not found")])
+    try:
+        return _read_inventory(path)
+    except InventoryError:
+        raise
+    except KeyboardInterrupt:
+        raise
+    except SystemExit as exc:
+        raise InventoryError([_exit_error(path, exc)]) from None
+    except BaseException as exc:
+        raise InventoryError([_python_error(path, exc)]) from None
 
 
 def load_inventory(
@@ -166,13 +215,13 @@ def load_inventory(
 
     `engine_override` selects (hosts naming it, or naming none); with `every_host` it is instead
     applied to every host `limit` selects, as `advise` does when it tries each engine on a host."""
-    inventory = load_pyinfra_inventory(path)
+    inventory = read_inventory(path)
     files = controller_files(path.resolve().parent)
     hosts: dict[str, HostConfig] = {}
     host_data: dict[str, dict[str, Any]] = {}
     errors: list[FieldError] = []
     selection = select_hosts(
-        [InventoryHost(h.name, tuple(h.groups), h.data.dict().get("engine")) for h in inventory],
+        [InventoryHost(h.name, h.groups, h.data.get("engine")) for h in inventory],
         engine=None if every_host else engine_override,
         limit=limit,
     )
@@ -188,20 +237,16 @@ def load_inventory(
     for host in inventory:
         if host.name not in names:
             continue
-        data = _host_data(host)
-        if isinstance(data, FieldError):
-            errors.append(data)
-            continue
-        host_data[host.name] = data
+        host_data[host.name] = host.data
         result = validate_host(
-            host.name, data, files, overrides.get(host.name), str(path.resolve().parent)
+            host.name, host.data, files, overrides.get(host.name), str(path.resolve().parent)
         )
         if isinstance(result, list):
             errors.extend(result)
         else:
             hosts[host.name] = result
     # A serving cluster spans hosts: its rules need every host's data, --limit or not.
-    all_data = {h.name: d for h in inventory if isinstance(d := _host_data(h), dict)}
+    all_data = {h.name: h.data for h in inventory}
     hosts, cluster_errors = validate_clusters(hosts, all_data, selected=names)
     errors.extend(cluster_errors)
     if errors:

@@ -5,17 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from typing import TYPE_CHECKING
 
 from llmprov.core.config import ClusterMember, HostConfig, HostSettings
 from llmprov.core.layout import ENV_DIR, SYSTEMD_DIR, EngineLayout
-from llmprov.core.render import (
-    RenderedFile,
-    Resolved,
-    UnitSpec,
-    gpu_devices,
-    render_systemd,
-    render_template,
-)
+
+if TYPE_CHECKING:
+    from llmprov.core.render import RenderedFile, Resolved, UnitSpec
 
 RAY_UNIT = "llmprov-ray.service"
 FIREWALL_UNIT = "llmprov-ray-firewall.service"
@@ -190,6 +186,9 @@ def serving_config(cfg: HostConfig) -> HostConfig:
 
 
 def ray_unit(cfg: HostConfig, resolved: Resolved) -> UnitSpec:
+    # Rendering (jinja2, yaml) is imported where a unit is rendered: validation needs none of it.
+    from llmprov.core.render import UnitSpec, gpu_devices
+
     member = cfg.cluster
     assert member is not None
     layout = EngineLayout("vllm")
@@ -211,6 +210,8 @@ def ray_unit(cfg: HostConfig, resolved: Resolved) -> UnitSpec:
 
 
 def firewall_rules(cfg: HostConfig) -> str:
+    from llmprov.core.render import render_template
+
     member = cfg.cluster
     assert member is not None
     peers = [ip_address(p) for p in member.peers]
@@ -235,6 +236,8 @@ def firewall_rules(cfg: HostConfig) -> str:
 def render_member(cfg: HostConfig, resolved: Resolved) -> list[RenderedFile]:
     """Every file a cluster node gets: the engine's env (and, on a serving head, its unit),
     Ray's unit, the firewall rules with their unit, and the head's drop-in that joins vLLM to Ray."""
+    from llmprov.core.render import RenderedFile, render_systemd, render_template
+
     member = cfg.cluster
     assert member is not None
     layout = EngineLayout("vllm")

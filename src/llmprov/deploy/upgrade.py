@@ -203,11 +203,12 @@ def switch_and_prove(
         if previous and switch
         else None
     )
-    server.shell(
-        name=f"Wait for {ready.label} on {ready.path}",
-        commands=[wait_command(cfg, ready, rollback)],
-        _if=lambda: changed,
-    )
+    if changed or not snap.taken:  # as run_unit's reload: not added where it would skip itself
+        server.shell(
+            name=f"Wait for {ready.label} on {ready.path}",
+            commands=[wait_command(cfg, ready, rollback)],
+            _if=lambda: changed,
+        )
     return changed
 
 

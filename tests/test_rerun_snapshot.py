@@ -390,3 +390,36 @@ def test_each_drift_hands_its_operation_back_to_pyinfra(
     assert asked[0] == "HostSnapshot" and fact in asked, (asked, plan.names)
     # loose_facts reads every other fact as absent, so the operation handed back does its work.
     assert any(n.startswith(operation) for n in plan.names), (plan.names, shlex.join(asked))
+
+
+def test_a_damaged_record_in_the_snapshot_stops_the_host_naming_it(
+    host_key: tuple[HostConfig, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg, key = host_key
+    lines = served_host(cfg, key)
+    at = lines.index(f"{MARK} section state /etc/llmprov/state.json")
+    nxt = next(i for i in range(at + 1, len(lines)) if lines[i].startswith(MARK))
+    damaged = [*lines[: at + 1], "{", *lines[nxt:]]
+    with pytest.raises(upgrade.UpgradeError, match=rf"{HOST}: /etc/llmprov/state.json is not JSON"):
+        rerun(cfg, monkeypatch, damaged, [])
+
+
+def test_a_host_without_a_record_or_a_build_installs_and_records(
+    host_key: tuple[HostConfig, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Empty sections read as the facts' own defaults: nothing installed, no record yet."""
+    cfg, key = host_key
+    lines = served_host(cfg, key)
+    for name in (f"installed {LAYOUT.root}", "state /etc/llmprov/state.json"):
+        at = lines.index(f"{MARK} section {name}")
+        nxt = next(i for i in range(at + 1, len(lines)) if lines[i].startswith(MARK))
+        lines = [*lines[: at + 1], *lines[nxt:]]
+    cache = Path(os.environ["LLMPROV_CACHE"]) / "llamacpp"
+    cache.mkdir(parents=True)
+    (cache / f"{key}.tar.gz").write_bytes(b"tar")
+    digest = hashlib.sha256(b"tar").hexdigest()
+    (cache / f"{key}.tar.gz.sha256").write_text(f"{digest}  {key}.tar.gz\n")
+    plan = rerun(cfg, monkeypatch, lines, [])
+    names = plan.names
+    for prefix in (f"Unpack cached build {key}", f"Switch {LAYOUT.current} to {key}", "Record "):
+        assert any(n.startswith(prefix) for n in names), names

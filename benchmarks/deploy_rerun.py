@@ -6,6 +6,11 @@ Each N gets fresh hosts (booted together, stopped after). Needs root and a cache
 `--profile FILE` writes cProfile stats of the largest N's no-op re-run (the controller's side:
 fact gathering, SSH round trips, planning) and prints where its time went.
 
+Each no-op figure comes with the commands each host ran (one SSH round trip each), the controller's
+CPU time and the hosts' CPU time (every process in each host's PID namespace, reaped children
+included: sshd, shells, the snapshot's commands), and how many of the machine's cores they kept busy
+on average: where that nears the core count, the re-run is bound by the shared CPU.
+
     .venv/bin/python benchmarks/deploy_rerun.py [--hosts 1,4,8,16] [--quick] [--json]
 """
 
@@ -21,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -51,6 +57,28 @@ def inventory(path: Path, hosts: list[SandboxHost], model: Path) -> Path:
         entries.append((name, data))
     path.write_text(f"hosts = {entries!r}\n")
     return path
+
+
+def host_cpu_s(hosts: list[SandboxHost]) -> float:
+    """CPU seconds used so far by the processes of these hosts (each host's PID namespace), their
+    reaped children included; a process that exits between two readings loses its share, so this
+    reads low rather than high."""
+    namespaces = set()
+    for h in hosts:
+        with suppress(OSError):
+            namespaces.add(os.readlink(f"/proc/{h.leader}/ns/pid"))
+    ticks = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with suppress(OSError):
+            if os.readlink(f"/proc/{entry.name}/ns/pid") not in namespaces:
+                continue
+            text = Path(f"/proc/{entry.name}/stat").read_text()
+            fields = text.rpartition(")")[2].split()
+            # utime, stime, cutime, cstime: fields 14-17 of proc(5), 12-15 after "pid (comm)".
+            ticks += sum(int(f) for f in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class RoundTrips:
@@ -126,20 +154,27 @@ def main() -> int:
             inv = inventory(Path(tmp) / f"inv{n}.py", hosts, model)
             fresh, _ = timed(inv)
             reruns = []
+            cpu: list[tuple[float, float] | None] = []  # (controller, hosts) per re-run
             changed = 0
             trips = RoundTrips()
             for r in range(rounds):
                 profile = (
                     cProfile.Profile() if args.profile and n == max(counts) and r == 0 else None
                 )
+                c0, h0 = time.process_time(), host_cpu_s(hosts)
                 with trips:
                     s, run = timed(inv, profile)
+                used = (time.process_time() - c0, host_cpu_s(hosts) - h0)
+                cpu.append(used if profile is None else None)
                 reruns.append(s)
                 changed += sum(len(res.changed) for res in run.results.values())
                 if profile is not None:
                     profile.dump_stats(str(args.profile))
                     print(top(profile), flush=True)
             noop = min(reruns)
+            # The CPU of the fastest re-run that was not profiled (a profile slows the controller).
+            timed_cpu = [(s, c) for s, c in zip(reruns, cpu, strict=True) if c is not None]
+            controller_cpu, hosts_cpu = min(timed_cpu)[1] if timed_cpu else (0.0, 0.0)
             per_host = max(trips.per_host.values(), default=0) // rounds
             serial = None
             if args.compare_serial:
@@ -152,13 +187,17 @@ def main() -> int:
                 "noop_runs": reruns,
                 "round_trips_per_host": per_host,
                 "noop_serial_plan_s": serial,
+                "noop_controller_cpu_s": controller_cpu,
+                "noop_hosts_cpu_s": hosts_cpu,
             }
             one = figures[counts[0]]
             print(
                 f"{n:>3} hosts: booted in {boot_s:.1f} s; fresh deploy {fresh:.1f} s "
                 f"({fresh / one['fresh_s']:.2f}x one host); no-op re-run {noop:.1f} s "
                 f"({noop / one['noop_s']:.2f}x one host; {changed} operations changed; "
-                f"{per_host} commands per host)"
+                f"{per_host} commands per host; CPU: controller {controller_cpu:.2f} s, "
+                f"hosts {hosts_cpu:.2f} s, {(controller_cpu + hosts_cpu) / noop:.2f} of "
+                f"{os.cpu_count()} cores busy)"
                 + (f"; planned host after host: {serial:.1f} s" if serial is not None else ""),
                 flush=True,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from io import StringIO
 from typing import Any
@@ -12,7 +13,12 @@ from pyinfra.operations import files, server, systemd
 from llmprov.core.config import HostConfig
 from llmprov.core.layout import ENV_DIR, EngineLayout
 from llmprov.core.render import RenderedFile
+from llmprov.core.snapshot import Snapshot
 from llmprov.core.values import probe_address
+
+SHELL = "/usr/sbin/nologin"
+# Given where a caller has no snapshot: it vouches for nothing, so every operation runs as before.
+NO_SNAPSHOT = Snapshot()
 
 
 def any_change(metas: list[Any]) -> bool:
@@ -20,48 +26,65 @@ def any_change(metas: list[Any]) -> bool:
     return any(m.will_change for m in metas)
 
 
-def service_user(cfg: HostConfig, home: str, groups: list[str] | None = None) -> list[Any]:
+def service_user(
+    cfg: HostConfig, home: str, groups: list[str] | None = None, snap: Snapshot = NO_SNAPSHOT
+) -> list[Any]:
     user = cfg.service_user
-    return [
-        server.group(name=f"Group {user}", group=user, system=True),
-        server.user(
-            name=f"User {user}",
-            user=user,
-            group=user,
-            groups=groups or [],
-            system=True,
-            home=home,
-            create_home=False,
-            shell="/usr/sbin/nologin",
-        ),
-    ]
+    ops: list[Any] = []
+    if snap.group_ok(user):
+        host.noop(f"group {user} exists")
+    else:
+        ops.append(server.group(name=f"Group {user}", group=user, system=True))
+    if snap.user_ok(user, user, groups or [], home, SHELL):
+        host.noop(f"user {user} exists as configured")
+    else:
+        ops.append(
+            server.user(
+                name=f"User {user}",
+                user=user,
+                group=user,
+                groups=groups or [],
+                system=True,
+                home=home,
+                create_home=False,
+                shell=SHELL,
+            )
+        )
+    return ops
 
 
-def engine_dirs(cfg: HostConfig) -> list[Any]:
+def directory(
+    snap: Snapshot,
+    name: str,
+    path: str,
+    user: str | None = None,
+    group: str | None = None,
+    mode: str | None = None,
+) -> list[Any]:
+    """files.directory, unless the snapshot shows the folder exactly so."""
+    if snap.dir_ok(path, user, group, mode):
+        host.noop(f"{path} is in place")
+        return []
+    return [files.directory(name=name, path=path, user=user, group=group, mode=mode)]
+
+
+def engine_dirs(cfg: HostConfig, snap: Snapshot = NO_SNAPSHOT) -> list[Any]:
     layout = EngineLayout(cfg.engine)
     user = cfg.service_user
     return [
-        files.directory(
-            name="Install root", path=layout.root, user="root", group="root", mode="755"
-        ),
-        files.directory(
-            # 0700: a secret written here is out of reach even before its own mode is set.
-            name="Settings folder",
-            path=ENV_DIR,
-            user="root",
-            group="root",
-            mode="700",
-        ),
-        files.directory(
-            name="State folder", path=layout.state_dir, user=user, group=user, mode="750"
-        ),
-        files.directory(
-            name="Models folder", path=layout.models_dir, user=user, group=user, mode="750"
-        ),
-        files.directory(
-            name="Cache folder", path=layout.cache_dir, user=user, group=user, mode="750"
-        ),
+        *directory(snap, "Install root", layout.root, "root", "root", "755"),
+        # 0700: a secret written here is out of reach even before its own mode is set.
+        *directory(snap, "Settings folder", ENV_DIR, "root", "root", "700"),
+        *directory(snap, "State folder", layout.state_dir, user, user, "750"),
+        *directory(snap, "Models folder", layout.models_dir, user, user, "750"),
+        *directory(snap, "Cache folder", layout.cache_dir, user, user, "750"),
     ]
+
+
+def engine_dir_paths(cfg: HostConfig) -> list[str]:
+    """The folders engine_dirs makes, for a snapshot request."""
+    layout = EngineLayout(cfg.engine)
+    return [layout.root, ENV_DIR, layout.state_dir, layout.models_dir, layout.cache_dir]
 
 
 def private_upload_dir(ssh_user: str) -> str:
@@ -73,8 +96,27 @@ def private_upload_dir(ssh_user: str) -> str:
     return f"/tmp/llmprov-upload-{ssh_user}"
 
 
-def upload(rendered: list[RenderedFile]) -> list[Any]:
+def content_sha256(f: RenderedFile) -> str:
+    return hashlib.sha256(f.content.encode()).hexdigest()
+
+
+def upload_paths(rendered: list[RenderedFile]) -> list[str]:
+    """The files upload writes and their folders, for a snapshot request."""
+    return [*dict.fromkeys(f.path.rsplit("/", 1)[0] for f in rendered), *(f.path for f in rendered)]
+
+
+def upload(rendered: list[RenderedFile], snap: Snapshot = NO_SNAPSHOT) -> list[Any]:
     metas = []
+    # What the snapshot shows in place (content, owner, mode, in a folder) is not uploaded again.
+    placed = [
+        f
+        for f in rendered
+        if snap.dir_ok(f.path.rsplit("/", 1)[0])
+        and snap.file_ok(f.path, content_sha256(f), f.owner, f.owner, f"{f.mode:o}")
+    ]
+    for f in placed:
+        host.noop(f"{f.path} is up to date")
+    rendered = [f for f in rendered if f not in placed]
     secret = [f for f in rendered if not f.mode & 0o077]
     temp_dir = private_upload_dir(str(host.data.get("ssh_user") or "root"))
     if secret:
@@ -102,17 +144,26 @@ def upload(rendered: list[RenderedFile]) -> list[Any]:
     return metas
 
 
-def run_unit(unit: str, changed: bool) -> list[Any]:
-    return [
-        systemd.daemon_reload(name="Reload systemd", _if=lambda: changed),
+def run_unit(unit: str, changed: bool, snap: Snapshot = NO_SNAPSHOT) -> list[Any]:
+    ops: list[Any] = []
+    if changed or not snap.taken:
+        # Known when planning; where a snapshot is taken, an operation that would only skip
+        # itself is not added at all (pyinfra's handling costs milliseconds per operation and host).
+        ops.append(systemd.daemon_reload(name="Reload systemd", _if=lambda: changed))
+    if not changed and snap.unit_ok(unit):
+        # systemd.service would read the unit's state twice (planning, then running) to do nothing.
+        host.noop(f"{unit} is running and enabled")
+        return ops
+    ops.append(
         systemd.service(
             name=f"Run {unit}",
             service=unit,
             running=True,
             enabled=True,
             restarted=changed,
-        ),
-    ]
+        )
+    )
+    return ops
 
 
 def wait_http(cfg: HostConfig, path: str, expect: str, changed: bool, timeout_s: int) -> Any:

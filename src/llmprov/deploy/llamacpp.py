@@ -24,23 +24,34 @@ from llmprov.core.llamacpp_build import (
     source_for,
     unpack_cached_command,
 )
-from llmprov.core.parsers import distro_id
-from llmprov.core.render import llamacpp_argv
+from llmprov.core.parsers import distro_id, parse_os_release
+from llmprov.core.render import RenderedFile, llamacpp_argv
 from llmprov.core.render.plan import plan_host
+from llmprov.core.snapshot import Snapshot, SnapshotRequest
 from llmprov.core.upgrade import InstallState
-from llmprov.deploy.common import engine_dirs, service_user, upload
-from llmprov.deploy.models import place_model
+from llmprov.deploy.common import (
+    NO_SNAPSHOT,
+    engine_dir_paths,
+    engine_dirs,
+    service_user,
+    upload,
+    upload_paths,
+)
+from llmprov.deploy.models import model_section, place_model
 from llmprov.deploy.upgrade import (
     VERSION_FILES,
     Readiness,
     check_binary,
     deployed,
+    installed_section,
     installed_versions,
     record_and_prune,
     spare_port_command,
+    state_section,
     switch_and_prove,
 )
 from llmprov.facts.host import CpuFlagsDigest, OsRelease
+from llmprov.facts.snapshot import HostSnapshot
 
 SERVER = VERSION_FILES["llamacpp"][0]
 # llama-server answers /health with 503 while the model loads, then 200 and this body.
@@ -161,14 +172,53 @@ def _recorded_digest(cached: Path, recorded: Path) -> str | None:
     return digest
 
 
-def build_key_for_host(cfg: HostConfig) -> str:
+# What the build key needs from the host, as snapshot sections: (name, the fact's own command).
+PLATFORM_SECTIONS = (
+    ("arch", Arch().command()),
+    ("os-release", OsRelease().command()),
+    ("cpu-flags", CpuFlagsDigest().command()),
+)
+
+
+def build_key_for_host(cfg: HostConfig, snap: Snapshot = NO_SNAPSHOT) -> str:
     s = cfg.settings.llamacpp
+    arch = snap.section("arch")
+    os_release = snap.section("os-release")
+    cpu = snap.section("cpu-flags")
+    native = s.native
     target = BuildTarget(
-        arch=host.get_fact(Arch),
-        distro=distro_id(host.get_fact(OsRelease)),
-        cpu_flags_digest=host.get_fact(CpuFlagsDigest) if s.native else None,
+        arch="\n".join(arch).strip() if arch is not None else host.get_fact(Arch),
+        distro=distro_id(
+            parse_os_release(os_release) if os_release is not None else host.get_fact(OsRelease)
+        ),
+        cpu_flags_digest=(
+            None
+            if not native
+            else CpuFlagsDigest().process(cpu)
+            if cpu is not None
+            else host.get_fact(CpuFlagsDigest)
+        ),
     )
     return build_key(source_for(s), cmake_flags(s, cuda=cfg.has_nvidia), target)
+
+
+def rerun_request(cfg: HostConfig, rendered: list[RenderedFile]) -> SnapshotRequest:
+    """Everything a llama.cpp re-run decides on, read in one command (see core/snapshot.py)."""
+    layout = EngineLayout("llamacpp")
+    paths = [*engine_dir_paths(cfg), *upload_paths(rendered)]
+    return SnapshotRequest(
+        paths=tuple(dict.fromkeys(paths)),
+        hashed=tuple(f.path for f in rendered),
+        users=(cfg.service_user,),
+        groups=(cfg.service_user,),
+        units=(layout.unit_name,),
+        sections=(
+            *PLATFORM_SECTIONS,
+            installed_section("llamacpp"),
+            state_section(),
+            model_section(model_path(cfg)),
+        ),
+    )
 
 
 # Replaced for the check on a spare port: its own address, one slot, a small context.
@@ -208,18 +258,22 @@ def readiness(key: str) -> Readiness:
 
 def deploy_llamacpp(cfg: HostConfig) -> None:
     layout = EngineLayout("llamacpp")
-    key = build_key_for_host(cfg)
-    service_user(cfg, home=layout.state_dir)
-    dirs = engine_dirs(cfg)
-    installed = installed_versions("llamacpp")
+    files_to_place = plan_host(cfg)
+    # One round trip for every fact below; an operation the snapshot cannot vouch for is added
+    # as before and reads its own facts.
+    snap = host.get_fact(HostSnapshot, request=rerun_request(cfg, files_to_place))
+    key = build_key_for_host(cfg, snap)
+    service_user(cfg, home=layout.state_dir, snap=snap)
+    dirs = engine_dirs(cfg, snap)
+    installed = installed_versions("llamacpp", snap)
     staged = _install_build(cfg, key, installed)
     label = f"llama.cpp build {key}"
     check_binary(installed, key, label, [f"{layout.version_dir(key)}/{SERVER}", "--version"])
     # The environment file first: a Hugging Face pull reads HF_TOKEN from it.
-    rendered = upload(plan_host(cfg))
-    model = place_model(cfg)
+    rendered = upload(files_to_place, snap)
+    model = place_model(cfg, snap)
     spare_port_check(cfg, key, installed)
     changes = [*staged, *model, *rendered, *dirs]
-    switch_and_prove(cfg, layout, key, installed, changes, readiness(key))
+    switch_and_prove(cfg, layout, key, installed, changes, readiness(key), snap)
     version = source_for(cfg.settings.llamacpp).version
-    record_and_prune(cfg, layout, deployed(cfg, version, key), installed)
+    record_and_prune(cfg, layout, deployed(cfg, version, key), installed, snap)

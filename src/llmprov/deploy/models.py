@@ -50,13 +50,18 @@ from llmprov.core.model_pull import (
 )
 from llmprov.core.model_record import (
     FILE_KEY,
+    ModelStat,
+    parse_stat,
     recorded_digests,
     remove_record_command,
+    stat_command,
     write_record_command,
 )
 from llmprov.core.model_ref import FileRef, HttpsRef, HuggingFaceRef, ModelRef, OllamaRef
 from llmprov.core.ollama_release import model_present
+from llmprov.core.snapshot import Snapshot
 from llmprov.deploy import controller_digest
+from llmprov.deploy.common import NO_SNAPSHOT
 from llmprov.deploy.hf_pull import pull_ops
 from llmprov.facts.models import FolderManifest, ModelFiles
 from llmprov.facts.ollama import OllamaModels
@@ -85,13 +90,26 @@ def local_manifest(folder: Path, verify: bool = False) -> dict[str, str]:
     }
 
 
-def _held(dest: str, wanted: dict[str, str], folder: bool, verify: bool) -> tuple[bool, bool]:
+def model_section(dest: str) -> tuple[str, str]:
+    """The snapshot section that reads what ModelFiles reads at `dest`: (name, command)."""
+    return f"model {dest}", stat_command(dest)
+
+
+def _model_files(dest: str, snap: Snapshot) -> ModelStat:
+    lines = snap.section(model_section(dest)[0])
+    return host.get_fact(ModelFiles, path=dest) if lines is None else parse_stat(lines)
+
+
+def _held(
+    dest: str, wanted: dict[str, str], folder: bool, verify: bool, snap: Snapshot = NO_SNAPSHOT
+) -> tuple[bool, bool]:
     """(the host holds `wanted` at `dest`, the record beside it vouches for that).
 
-    The record is read by stat alone; only when it cannot be trusted (no record, a file touched
-    since, or `verify`) is the host's copy hashed, which reads the whole model.
+    The record is read by stat alone (from the snapshot where it has it); only when it cannot be
+    trusted (no record, a file touched since, or `verify`) is the host's copy hashed, which reads
+    the whole model.
     """
-    recorded = recorded_digests(host.get_fact(ModelFiles, path=dest))
+    recorded = recorded_digests(_model_files(dest, snap))
     vouched = recorded == wanted
     if recorded is not None and not verify:
         # The record still matches the files' stat: it tells a different model apart too,
@@ -123,6 +141,7 @@ def upload_file(
     mode: str = MODEL_MODE,
     verify: bool = False,
     record: bool = True,
+    snap: Snapshot = NO_SNAPSHOT,
 ) -> list[Any]:
     """Upload to `<dest>.partial`, then rename; nothing when the host's file is the same.
 
@@ -132,7 +151,7 @@ def upload_file(
     """
     wanted = {FILE_KEY: controller_digest.sha256(local, verify)}
     if record:
-        held, vouched = _held(dest, wanted, folder=False, verify=verify)
+        held, vouched = _held(dest, wanted, folder=False, verify=verify, snap=snap)
     else:
         held = vouched = host.get_fact(Sha256File, path=dest) == wanted[FILE_KEY]
     if held and vouched:
@@ -159,11 +178,16 @@ def upload_file(
 
 
 def upload_folder(
-    local: Path, dest: str, owner: str, label: str, verify: bool = False
+    local: Path,
+    dest: str,
+    owner: str,
+    label: str,
+    verify: bool = False,
+    snap: Snapshot = NO_SNAPSHOT,
 ) -> list[Any]:
     """Sync into `<dest>.partial` (a partial left before is reused), then swap it in."""
     wanted = local_manifest(local, verify)
-    held, vouched = _held(dest, wanted, folder=True, verify=verify)
+    held, vouched = _held(dest, wanted, folder=True, verify=verify, snap=snap)
     if held and vouched:
         host.noop(f"{label} is in place at {dest}")
         return []
@@ -210,12 +234,17 @@ def _curl() -> list[Any]:
 
 
 def https_download(
-    ref: HttpsRef, dest: str, owner: str, verify: bool = False, record: bool = True
+    ref: HttpsRef,
+    dest: str,
+    owner: str,
+    verify: bool = False,
+    record: bool = True,
+    snap: Snapshot = NO_SNAPSHOT,
 ) -> list[Any]:
     """Download on the host into `<dest>.partial` (resumed), check the sha256, then rename."""
     wanted = {FILE_KEY: ref.sha256}
     if record:
-        held, vouched = _held(dest, wanted, folder=False, verify=verify)
+        held, vouched = _held(dest, wanted, folder=False, verify=verify, snap=snap)
     else:
         held = vouched = host.get_fact(Sha256File, path=dest) == ref.sha256
     if held and vouched:
@@ -256,7 +285,7 @@ def _controller_model(cfg: HostConfig, want: str) -> Path:
         ) from exc
 
 
-def _as_is(cfg: HostConfig, ref: ModelRef, dest: str, want: str) -> list[Any]:
+def _as_is(cfg: HostConfig, ref: ModelRef, dest: str, want: str, snap: Snapshot) -> list[Any]:
     owner = cfg.service_user
     verify = cfg.settings.verify_models
     if isinstance(ref, FileRef):
@@ -267,15 +296,15 @@ def _as_is(cfg: HostConfig, ref: ModelRef, dest: str, want: str) -> list[Any]:
                     f"{cfg.name}: model: {local} is not a folder; vllm serves a Hugging Face "
                     "folder (or give a .gguf file, which is converted)"
                 )
-            return upload_folder(local, dest, owner, f"model folder {local.name}", verify)
-        return upload_file(local, dest, owner, f"model {local.name}", verify=verify)
+            return upload_folder(local, dest, owner, f"model folder {local.name}", verify, snap)
+        return upload_file(local, dest, owner, f"model {local.name}", verify=verify, snap=snap)
     if isinstance(ref, HttpsRef):
         if ref.fmt != "gguf":
             raise ModelPlacementError(
                 f"{cfg.name}: model: an https:// model must be one .gguf file; "
                 "a Hugging Face folder comes from hf:// or file://"
             )
-        return https_download(ref, dest, owner, verify)
+        return https_download(ref, dest, owner, verify, snap=snap)
     if isinstance(ref, HuggingFaceRef):
         try:
             return pull_ops(cfg, hf_pull_for(ref, want), dest)
@@ -284,8 +313,10 @@ def _as_is(cfg: HostConfig, ref: ModelRef, dest: str, want: str) -> list[Any]:
     raise ModelPlacementError(f"{cfg.name}: model: {ref.raw} cannot be placed for {cfg.engine}")
 
 
-def place_model(cfg: HostConfig) -> list[Any]:
-    """The operations that put the model at the engine's path; none when it is there already."""
+def place_model(cfg: HostConfig, snap: Snapshot = NO_SNAPSHOT) -> list[Any]:
+    """The operations that put the model at the engine's path; none when it is there already.
+
+    `snap` may hold `model_section(model_path(cfg))`, read instead of its own fact."""
     ref = cfg.model_ref
     want = ENGINE_FORMAT[cfg.engine]
     if want == "ollama" or isinstance(ref, OllamaRef):
@@ -294,13 +325,13 @@ def place_model(cfg: HostConfig) -> list[Any]:
         )
     dest = model_path(cfg)
     if ref.fmt == want:
-        return _as_is(cfg, ref, dest, want)
+        return _as_is(cfg, ref, dest, want, snap)
     local = _controller_model(cfg, want)
     label = f"model {local.name} (converted on the controller from {ref.raw})"
     verify = cfg.settings.verify_models
     if want == "hf":
-        return upload_folder(local, dest, cfg.service_user, label, verify)
-    return upload_file(local, dest, cfg.service_user, label, verify=verify)
+        return upload_folder(local, dest, cfg.service_user, label, verify, snap)
+    return upload_file(local, dest, cfg.service_user, label, verify=verify, snap=snap)
 
 
 # ---------------------------------------------------------------- Ollama

@@ -29,18 +29,20 @@ from pyinfra.operations import files, server
 from llmprov.core import values
 from llmprov.core.config import HostConfig
 from llmprov.core.layout import EngineLayout
+from llmprov.core.snapshot import Snapshot
 from llmprov.core.upgrade import (
     STATE_PATH,
     Deployed,
     EngineState,
     InstallState,
     StateError,
+    parse_install_state,
     parse_state,
     prune_plan,
     record_deploy,
     render_state,
 )
-from llmprov.deploy.common import any_change, run_unit
+from llmprov.deploy.common import NO_SNAPSHOT, any_change, run_unit
 from llmprov.deploy.models import model_digest
 from llmprov.facts.versions import InstalledVersions, StateRecord
 
@@ -178,6 +180,7 @@ def switch_and_prove(
     installed: InstallState,
     changes: list[Any],
     ready: Readiness,
+    snap: Snapshot = NO_SNAPSHOT,
 ) -> bool:
     """Switch `current` to `key` (when it points elsewhere), restart on any change, and wait for
     the answer, switching back on failure. Returns whether the unit restarts."""
@@ -194,28 +197,47 @@ def switch_and_prove(
     else:
         host.noop(f"{layout.current} already points at {key}")
     changed = any_change([*changes, *switch])
-    run_unit(layout.unit_name, changed)
+    run_unit(layout.unit_name, changed, snap)
     rollback = (
         (layout.current, layout.version_dir(previous), layout.unit_name)
         if previous and switch
         else None
     )
-    server.shell(
-        name=f"Wait for {ready.label} on {ready.path}",
-        commands=[wait_command(cfg, ready, rollback)],
-        _if=lambda: changed,
-    )
+    if changed or not snap.taken:  # as run_unit's reload: not added where it would skip itself
+        server.shell(
+            name=f"Wait for {ready.label} on {ready.path}",
+            commands=[wait_command(cfg, ready, rollback)],
+            _if=lambda: changed,
+        )
     return changed
 
 
-def installed_versions(engine: str) -> InstallState:
+def installed_section(engine: str) -> tuple[str, str]:
+    """The snapshot section that reads what InstalledVersions reads: (name, command)."""
+    binary, marker = VERSION_FILES[engine]
+    root = EngineLayout(engine).root
+    return f"installed {root}", InstalledVersions().command(root, binary, marker)
+
+
+def state_section() -> tuple[str, str]:
+    """The snapshot section that reads what StateRecord reads: (name, command)."""
+    return f"state {STATE_PATH}", StateRecord().command()
+
+
+def installed_versions(engine: str, snap: Snapshot = NO_SNAPSHOT) -> InstallState:
+    lines = snap.section(installed_section(engine)[0])
+    if lines is not None:
+        return parse_install_state(lines)
     binary, marker = VERSION_FILES[engine]
     root = EngineLayout(engine).root
     return host.get_fact(InstalledVersions, root=root, binary=binary, marker=marker)
 
 
-def read_state(cfg: HostConfig) -> dict[str, EngineState]:
+def read_state(cfg: HostConfig, snap: Snapshot = NO_SNAPSHOT) -> dict[str, EngineState]:
+    lines = snap.section(state_section()[0])
     try:
+        if lines is not None:
+            return parse_state("\n".join(lines) if lines else None)
         return parse_state(host.get_fact(StateRecord))
     except StateError as exc:
         raise UpgradeError(f"{cfg.name}: {exc}") from exc
@@ -249,10 +271,14 @@ def write_state(new: dict[str, EngineState], note: str) -> Any:
 
 
 def record_and_prune(
-    cfg: HostConfig, layout: EngineLayout, now_serving: Deployed, installed: InstallState
+    cfg: HostConfig,
+    layout: EngineLayout,
+    now_serving: Deployed,
+    installed: InstallState,
+    snap: Snapshot = NO_SNAPSHOT,
 ) -> None:
     """Write the record (only when it changed) and remove versions it no longer keeps."""
-    state = read_state(cfg)
+    state = read_state(cfg, snap)
     new = record_deploy(
         state,
         now_serving,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmprov.checks.bench import BenchConfig, send_request
+from llmprov.checks.bench import BenchConfig, parse_json, send_request
 from llmprov.checks.lean_http import ChunkedDecoder
 from llmprov.core.sse import SseDecoder
 
@@ -181,3 +181,35 @@ def test_every_content_chunk_is_counted_whatever_the_read_boundaries(
     output, prompt, stamped = asyncio.run(go())
     assert stamped == len(words)
     assert (output, prompt) == ((99, 3) if usage else (len(words), 0))
+
+
+# ---------------------------------------------------------------- JSON without json.loads' wrapper
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(JSON_VALUES, st.sampled_from(["", " ", "\n", "\t \r\n"]), st.booleans())
+def test_parse_json_gives_what_json_loads_gives(value: object, space: str, ascii_: bool) -> None:
+    data = (space + json.dumps(value, ensure_ascii=ascii_) + space).encode()
+    assert parse_json(data) == json.loads(data)
+
+
+@given(st.binary(max_size=40) | TEXT.map(str.encode))
+def test_parse_json_refuses_exactly_what_json_loads_refuses(data: bytes) -> None:
+    try:
+        expected = json.loads(data.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        with pytest.raises((UnicodeDecodeError, json.JSONDecodeError)):
+            parse_json(data)
+    else:
+        assert parse_json(data) == expected
+
+
+@pytest.mark.parametrize("data", [b"", b"  ", b'{"a":1} x', b'{"a":1}{}', b"[1,", b"nul", b"\xff"])
+def test_parse_json_refuses_broken_or_trailing_text(data: bytes) -> None:
+    with pytest.raises((UnicodeDecodeError, json.JSONDecodeError)):
+        parse_json(data)

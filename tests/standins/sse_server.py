@@ -72,16 +72,20 @@ async def _serve(
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
                 await writer.drain()
                 continue
-            tokens = int(body.get("max_tokens") or 16)  # type: ignore[call-overload]
+            # vLLM's own client asks with max_completion_tokens, llmprov's with max_tokens.
+            asked = body.get("max_completion_tokens") or body.get("max_tokens") or 16
+            tokens = int(asked)  # type: ignore[call-overload]
             writer.write(
                 b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
                 b"transfer-encoding: chunked\r\n\r\n"
             )
-            writer.write(_event(_chunk(0, "")))
             await writer.drain()
             next_at = time.monotonic() + ttft
             for n in range(1, tokens + 1):
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                if n == 1:
+                    # vLLM sends the role chunk with the first token, once prefill is done.
+                    writer.write(_event(_chunk(0, "")))
                 writer.write(_event(_chunk(n, f" w{n}")))
                 await writer.drain()
                 next_at += interval

@@ -349,9 +349,8 @@ def _take_events(
 
 # The C scanner that json.loads ends in, called without json.loads' wrapping (encoding detection
 # and two regex matches for surrounding whitespace), which cost as much as the scan per chunk.
-_SCAN: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(  # type: ignore[arg-type]
-    json.JSONDecoder()
-)
+_DECODER: Any = json.JSONDecoder()
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(_DECODER)
 
 
 def parse_json(data: bytes) -> Any:

@@ -12,13 +12,22 @@ vLLM, in percent of vLLM's figure, on the means over rounds. The server's own /m
 histograms (TTFT and inter-token latency from the engine's side) are read around every run as a
 third opinion: they show whether the server itself ran differently during one client's runs.
 
+Each client also runs under a CPU probe (CPU_PROBE below): its process's CPU time from the start
+of its level's first request to the end of its last, per output token, is "CPU us/token" (the
+target: llmprov's at or below vLLM's); "all" is the whole process over the same tokens, start-up
+included. With --standin both clients stream from a fixed-rate SSE stand-in instead of vLLM
+(tests/standins/sse_server.py, one token every --standin-interval-ms per request), so the pace
+cannot differ between them and the CPU figures are the clients' alone.
+
     .venv/bin/python benchmarks/bench_accuracy.py [--requests 32] [--max-tokens 64]
-        [--concurrency 1,8] [--rounds 2] [--compile] [--tolerance 10] [--out results.jsonl]
+        [--concurrency 1,8] [--rounds 3] [--compile] [--tolerance 5] [--out results.jsonl]
+        [--standin [--standin-interval-ms 25]]
 
 The first run builds the vLLM environment under $LLMPROV_CACHE/venvs (pip, about 1.5 min and
 3.4 GB; torch 2.13.0+cpu from the pip find-links this machine is set up with) and the SmolLM2
-Hugging Face folder (about 40 s, needs llmprov's `convert` extra). Exits 1 when a difference is
-over the tolerance.
+Hugging Face folder (about 40 s, needs llmprov's `convert` extra). Exits 1 when a targeted figure
+misses its target. Each figure is printed per round, with the mean and half the round-to-round
+spread (max - min) / mean, so noise shows beside the difference it would blur.
 """
 
 from __future__ import annotations

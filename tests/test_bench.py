@@ -20,7 +20,6 @@ from llmprov.checks.bench import (
     Messages,
     ProgressCallback,
     PromptsFileError,
-    ShardedTransport,
     arrival_offsets,
     load_prompts,
     open_async_client,
@@ -294,33 +293,6 @@ def test_empty_prompts_file_is_an_error() -> None:
 def test_missing_prompts_file_raises_oserror(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         load_prompts(tmp_path / "absent.jsonl")
-
-
-def test_sharded_transport_sends_to_the_least_busy_pool() -> None:
-    # The first pool is slow: requests must go around it rather than pile up on it.
-    pools: list[OpenAIStandIn] = []
-
-    def make_pool(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-        assert limits.max_connections == ShardedTransport.SHARD
-        pools.append(OpenAIStandIn(ttft_s=0.05 if not pools else 0.002))
-        return pools[-1].async_transport()
-
-    config = BenchConfig(model="smollm2", requests=90, max_tokens=2)
-
-    async def go() -> list[RequestRecord]:
-        transport = ShardedTransport(20, make_pool)
-        async with open_async_client("http://x", 20, transport=transport) as client:
-            # Twice: a pool counts as free again once its responses are closed.
-            first = await run_level(client, config, PROMPTS, 20)
-            return first + await run_level(client, config, PROMPTS, 20)
-
-    records = asyncio.run(go())
-    assert len(records) == 180 and all(r.ok for r in records)
-    assert len(pools) == 3
-    assert all(0 < p.max_in_flight <= ShardedTransport.SHARD for p in pools)
-    slow, *fast = (len(p.chat_bodies) for p in pools)
-    assert slow < min(fast)
-    assert slow + sum(fast) == 180
 
 
 class _DropsFirstRequests(httpx.AsyncBaseTransport):

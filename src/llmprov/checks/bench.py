@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import json.scanner
 import math
 import os
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from llmprov.checks.lean_http import LeanTransport
 from llmprov.core.bench_stats import (
     BenchResult,
     RequestRecord,
@@ -26,6 +28,7 @@ from llmprov.core.bench_stats import (
     result_to_line,
     results_from_lines,
 )
+from llmprov.core.sse import SseDecoder
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -228,78 +231,15 @@ def open_async_client(
     timeout_s: float = 300.0,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """A client with a connection for each of `max_concurrency` requests, so no request queues
-    for a connection inside httpx and time spent waiting is the server's."""
+    """A client on the lean transport (lean_http.py), which opens a connection for every request
+    in flight (at most `max_concurrency`, as run_level bounds them), so no request queues for a
+    connection inside the client and time spent waiting is the server's."""
+    del max_concurrency  # bounded by the caller; kept so callers state it
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 30.0)),
-        transport=transport or ShardedTransport(max_concurrency),
+        transport=transport or LeanTransport(),
     )
-
-
-def _http_pool(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    return httpx.AsyncHTTPTransport(limits=limits)
-
-
-class ShardedTransport(httpx.AsyncBaseTransport):
-    """Connection pools of at most SHARD connections, each request sent through the least busy.
-
-    httpcore 1.0's pool does work quadratic in its connection count whenever a request starts or
-    ends (`_assign_requests_to_connections`); with one pool of 64 that was half the client's CPU
-    time and capped it near 150 streams/s on loopback. Every pool has a free connection as long
-    as no more than `concurrency` requests are in flight, which the semaphore guarantees.
-    """
-
-    SHARD = 8
-
-    def __init__(
-        self,
-        concurrency: int,
-        make_pool: Callable[[httpx.Limits], httpx.AsyncBaseTransport] = _http_pool,
-    ) -> None:
-        limits = httpx.Limits(max_connections=self.SHARD, max_keepalive_connections=self.SHARD)
-        count = -(-concurrency // self.SHARD)
-        self._pools = [make_pool(limits) for _ in range(count)]
-        self._busy = [0] * count
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        index = min(range(len(self._busy)), key=self._busy.__getitem__)
-        self._busy[index] += 1
-        try:
-            response = await self._pools[index].handle_async_request(request)
-        except BaseException:
-            self._busy[index] -= 1
-            raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _Released(response.stream, lambda: self._release(index))
-        return response
-
-    def _release(self, index: int) -> None:
-        self._busy[index] -= 1
-
-    async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
-
-
-class _Released(httpx.AsyncByteStream):
-    """A response body that calls `on_close` once when closed."""
-
-    def __init__(self, stream: httpx.AsyncByteStream, on_close: Callable[[], None]) -> None:
-        self._stream = stream
-        self._on_close: Callable[[], None] | None = on_close
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for part in self._stream:
-            yield part
-
-    async def aclose(self) -> None:
-        try:
-            await self._stream.aclose()
-        finally:
-            if self._on_close is not None:
-                self._on_close()
-                self._on_close = None
 
 
 def chat_request_body(config: BenchConfig, messages: Messages) -> dict[str, Any]:
@@ -323,8 +263,8 @@ async def send_request(
     body = chat_request_body(config, messages)
     start = time.perf_counter()
     stamps: list[float] = []
-    usage_tokens: int | None = None
-    prompt_tokens = 0
+    # completion_tokens and prompt_tokens, from the usage chunk when the server sends one.
+    usage: dict[str, int] = {}
 
     def failed(error: str) -> RequestRecord:
         return RequestRecord(ok=False, start_s=start, end_s=time.perf_counter(), error=error)
@@ -343,27 +283,22 @@ async def send_request(
                 if response.status_code != 200:
                     text = (await response.aread()).decode("utf-8", "replace").strip()
                     return failed(f"HTTP {response.status_code}: {text[:200]}")
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        # Read on to the body's end: httpx reuses a connection only once the
-                        # response is fully read, and a closed one costs a reconnect per request.
-                        continue
-                    chunk = json.loads(data)
-                    if not isinstance(chunk, dict):
-                        return failed("malformed stream chunk")
-                    if chunk.get("error"):
-                        return failed(f"error in stream: {chunk['error']}")
-                    usage = chunk.get("usage")
-                    if isinstance(usage, dict):
-                        if isinstance(usage.get("completion_tokens"), int):
-                            usage_tokens = usage["completion_tokens"]
-                        if isinstance(usage.get("prompt_tokens"), int):
-                            prompt_tokens = usage["prompt_tokens"]
-                    if _has_content(chunk):
-                        stamps.append(time.perf_counter())
+                decoder = SseDecoder()
+                # Bytes as they arrive, parsed per read: the events of one read reached the
+                # client together, so they share its arrival time, taken before any is parsed.
+                # Raw bytes unless the server compressed them: one layer of httpx less per read.
+                encoded = "content-encoding" in response.headers
+                async for data in response.aiter_bytes() if encoded else response.aiter_raw():
+                    events = decoder.feed(data)
+                    if events:
+                        error = _take_events(events, time.perf_counter(), stamps, usage)
+                        if error:
+                            return failed(error)
+                # Read to the body's end (past [DONE]): httpx reuses a connection only once the
+                # response is fully read, and a closed one costs a reconnect per request.
+                error = _take_events(decoder.close(), time.perf_counter(), stamps, usage)
+                if error:
+                    return failed(error)
             break
         except TimeoutError:
             return failed(f"no complete answer within {config.request_timeout_s:g} s")
@@ -372,7 +307,7 @@ async def send_request(
                 return failed(f"{type(exc).__name__}: {exc}")
         except httpx.HTTPError as exc:
             return failed(f"{type(exc).__name__}: {exc}")
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             return failed("malformed stream chunk")
     end = time.perf_counter()
     if not stamps:
@@ -383,9 +318,52 @@ async def send_request(
         end_s=end,
         ttft_s=stamps[0] - start,
         itl_s=tuple(b - a for a, b in pairwise(stamps)),
-        output_tokens=usage_tokens if usage_tokens is not None else len(stamps),
-        input_tokens=prompt_tokens,
+        output_tokens=usage.get("completion_tokens", len(stamps)),
+        input_tokens=usage.get("prompt_tokens", 0),
     )
+
+
+def _take_events(
+    events: list[bytes], now: float, stamps: list[float], usage: dict[str, int]
+) -> str | None:
+    """Account the stream events of one read: a stamp per event with content, the usage counts;
+    the reason when an event says the request failed."""
+    for data in events:
+        if data.strip() == b"[DONE]":
+            continue
+        chunk = parse_json(data)
+        if not isinstance(chunk, dict):
+            return "malformed stream chunk"
+        if chunk.get("error"):
+            return f"error in stream: {chunk['error']}"
+        counts = chunk.get("usage")
+        if isinstance(counts, dict):
+            for name in ("completion_tokens", "prompt_tokens"):
+                value = counts.get(name)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    usage[name] = value
+        if _has_content(chunk):
+            stamps.append(now)
+    return None
+
+
+# The C scanner that json.loads ends in, called without json.loads' wrapping (encoding detection
+# and two regex matches for surrounding whitespace), which cost as much as the scan per chunk.
+_DECODER: Any = json.JSONDecoder()
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(_DECODER)
+
+
+def parse_json(data: bytes) -> Any:
+    """json.loads of one UTF-8 JSON text, for less CPU: the same value, or JSONDecodeError
+    (UnicodeDecodeError for bytes that are not UTF-8)."""
+    text = data.decode().strip(" \t\n\r")
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration as stop:
+        raise json.JSONDecodeError("Expecting value", text, stop.value) from None
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return value
 
 
 def _has_content(chunk: dict[str, Any]) -> bool:

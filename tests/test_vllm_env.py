@@ -17,23 +17,36 @@ from llmprov.core.config import MirrorSettings
 from llmprov.core.resolve import Resolution, resolve
 from llmprov.core.vllm_env import (
     CPU_BROKEN_EXTRAS,
+    HOST_WHEELS_DIR,
     MARKER_NAME,
     PROBE_SCRIPT,
+    PYPI_SIMPLE,
+    STANDALONE_UV,
+    SYSTEM_PYTHON,
     UV,
+    UV_VERSION,
     EnvCheckFailed,
     VllmEnv,
     bootstrap_uv_argv,
     check_probe,
     create_env_argv,
+    install_locked_argv,
     install_torch_argv,
     install_vllm_argv,
+    lock_file,
+    lock_sources,
+    locked_exclude,
+    locked_requirements,
     marker_matches,
     marker_text,
     parse_probe,
     probe_argv,
     remove_cpu_extras_argv,
     system_packages,
+    unpack_uv_argv,
+    uv_sources,
 )
+from llmprov.core.wheel_lock import Sources
 
 NO_MIRROR = MirrorSettings()
 FIND_LINKS = MirrorSettings(pip_find_links="http://10.231.1.1:8765/")
@@ -295,3 +308,80 @@ def test_resolution_fields_used_by_the_marker_exist() -> None:
     from llmprov.core.vllm_env import IDENTITY_FIELDS
 
     assert set(IDENTITY_FIELDS) <= set(Resolution.__dataclass_fields__)
+
+
+# ---------------------------------------------------------------- wheels from the controller
+
+
+@pytest.mark.parametrize("make", [cpu_env, gpu_env], ids=["cpu", "gpu"])
+def test_the_controllers_lock_asks_for_what_the_hosts_own_install_pins(make: Any) -> None:
+    env = make()
+    host_pins = {w for argv in (install_torch_argv(env, NO_MIRROR), install_vllm_argv(env, NO_MIRROR))
+                 for w in argv if "==" in w}  # fmt: skip
+    assert set(locked_requirements(env)) == host_pins
+    sources = lock_sources(env, NO_MIRROR)
+    torch_index = flag_values(install_torch_argv(env, NO_MIRROR), "--default-index")
+    assert sources.index_url == PYPI_SIMPLE
+    assert list(sources.extra_index_urls) == torch_index
+
+
+def test_a_mirror_replaces_pypi_and_the_torch_index_for_the_lock_too() -> None:
+    env = gpu_env()
+    assert lock_sources(env, INDEX) == Sources("https://mirror.example/simple")
+    assert lock_sources(env, FIND_LINKS) == Sources(
+        PYPI_SIMPLE, find_links=("http://10.231.1.1:8765/",)
+    )
+    assert uv_sources(FIND_LINKS) == lock_sources(env, FIND_LINKS)
+    assert uv_sources(NO_MIRROR) == Sources(PYPI_SIMPLE)
+
+
+def test_only_the_cpu_lock_leaves_out_the_cuda_extras() -> None:
+    assert locked_exclude(cpu_env()) == CPU_BROKEN_EXTRAS
+    assert locked_exclude(gpu_env()) == ()
+
+
+def test_the_locked_install_is_offline_hash_checked_and_resolves_nothing() -> None:
+    env = cpu_env()
+    argv = install_locked_argv(env)
+    assert argv[argv.index(STANDALONE_UV) + 1 : argv.index(STANDALONE_UV) + 3] == ["pip", "install"]
+    for flag in ("--offline", "--no-index", "--no-deps", "--require-hashes"):
+        assert flag in argv
+    assert flag_values(argv, "--find-links") == [HOST_WHEELS_DIR]
+    assert flag_values(argv, "-r") == [lock_file(env)]
+    assert flag_values(argv, "--python") == [env.python]
+
+
+def test_without_the_tools_venv_python3_venv_is_not_installed() -> None:
+    assert "python3-venv" in system_packages(True)
+    assert "python3-venv" not in system_packages(True, from_controller=True)
+    assert system_packages(False, from_controller=True) == [
+        "python3",
+        "libnuma1",
+        "g++",
+        "python3-dev",
+    ]
+
+
+def test_uv_is_unpacked_from_its_wheel_with_the_stdlib(tmp_path: Path) -> None:
+    import zipfile
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    name = f"uv-{UV_VERSION}-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    with zipfile.ZipFile(wheels / name, "w") as z:
+        z.writestr(f"uv-{UV_VERSION}.data/scripts/uv", "#!/bin/sh\necho uv-standin\n")
+        z.writestr("uv/__init__.py", "")
+    dest = tmp_path / "tools" / f"uv-{UV_VERSION}" / "uv"
+    argv = unpack_uv_argv()
+    assert argv[:2] == [SYSTEM_PYTHON, "-c"]
+    done = subprocess.run([sys.executable, "-c", argv[2], str(wheels), UV_VERSION, str(dest)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert subprocess.run([str(dest)], capture_output=True, text=True).stdout == "uv-standin\n"
+    # No wheel of that version: a clear failure, nothing left behind.
+    (wheels / name).unlink()
+    dest.unlink()
+    done = subprocess.run([sys.executable, "-c", argv[2], str(wheels), UV_VERSION, str(dest)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode != 0 and f"no uv {UV_VERSION} wheel" in done.stderr
+    assert not dest.exists()

@@ -72,6 +72,7 @@ from llmprov.deploy.upgrade import (
     record_and_prune,
     switch_and_prove,
 )
+from llmprov.deploy.wheel_transfer import send_tar
 from llmprov.facts.gpu import GlibcVersion, NvidiaDriverVersion, NvidiaGpus
 from llmprov.matrix_cache import current_matrix
 
@@ -174,7 +175,7 @@ def send_wheels(env: VllmEnv, mirror: MirrorSettings, machine: str, glibc: tuple
     """Run inside a deploy (python.call): the environment's wheels and uv's, resolved and fetched
     once on the controller for every host, and what this host lacks sent in one tar stream."""
     from llmprov.cache import cache_root
-    from llmprov.wheel_cache import WheelCacheError, fetch, read_chunks, resolve, stream_reader
+    from llmprov.wheel_cache import WheelCacheError, fetch, read_chunks, resolve
 
     version = _run(
         [SYSTEM_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], "python3"
@@ -209,15 +210,12 @@ def send_wheels(env: VllmEnv, mirror: MirrorSettings, machine: str, glibc: tuple
     present = parse_listing(listing.splitlines())
     missing = [w for lock in locks for w in missing_on_host(lock, present, sizes)]
     if missing:
-        incoming = f"{HOST_WHEELS_DIR}/.incoming.tar"
-        files = [(w.filename, sizes[w.filename], read_chunks(paths[w.filename])) for w in missing]
-        if not host.put_file(stream_reader(tar_stream(files)), incoming, **_sudo_args()):
-            raise DeployFailed(f"{host.name}: sending {len(missing)} wheels to {incoming} failed")
-        _run(
-            ["sh", "-c", 'tar -x --no-same-owner --no-same-permissions -f "$1" -C "$2"; s=$?; rm -f "$1"; exit $s',
-             "sh", incoming, HOST_WHEELS_DIR],
-            f"unpacking {incoming}",
-        )  # fmt: skip
+        send_tar(
+            lambda: tar_stream(
+                [(w.filename, sizes[w.filename], read_chunks(paths[w.filename])) for w in missing]
+            ),
+            HOST_WHEELS_DIR,
+        )
     if not host.put_file(StringIO(locks[0].requirements_txt()), lock_file(env), **_sudo_args()):
         raise DeployFailed(f"{host.name}: writing {lock_file(env)} failed")
 

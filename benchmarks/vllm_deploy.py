@@ -254,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"install on host {i + 1} (env build): {record['install_s']:8.1f} s", flush=True)
             print_steps("llmprov", record["install_steps_s"])
             runs.append(record)
-            harness.stop(host)
+            if i:
+                # The first host stays up: its gateway is the mirror address every host uses.
+                harness.stop(host)
         record = runs[0] if len(runs) == 1 else {**runs[-1], "hosts": runs}
         if not args.no_recipe:
             other = harness.boot(f"vr{pid:x}")

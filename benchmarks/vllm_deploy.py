@@ -58,11 +58,13 @@ def env_only(cfg: HostConfig) -> None:
     from llmprov.deploy import vllm
 
     env = vllm.resolve_for_host(cfg)
-    from_controller = cfg.settings.vllm.wheels_from_controller
-    vllm.install_system_packages(cfg, from_controller)
-    if not from_controller:
-        vllm.ensure_uv(cfg.settings.mirror)
-    vllm.build_env(env, cfg.settings.mirror, from_controller)
+    if cfg.settings.vllm.wheels_from_controller:
+        started = vllm.start_system_packages(cfg)
+        vllm.build_env(env, cfg.settings.mirror, True, packages_started=bool(started))
+        return
+    vllm.install_system_packages(cfg)
+    vllm.ensure_uv(cfg.settings.mirror)
+    vllm.build_env(env, cfg.settings.mirror)
 
 
 class StepTimes:

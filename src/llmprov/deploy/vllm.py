@@ -34,6 +34,7 @@ from llmprov.core.vllm_env import (
     UV_VERSION,
     EnvCheckFailed,
     VllmEnv,
+    background_apt_argv,
     bootstrap_uv_argv,
     check_probe,
     create_env_argv,
@@ -53,6 +54,7 @@ from llmprov.core.vllm_env import (
     system_packages,
     unpack_uv_argv,
     uv_sources,
+    wait_apt_argv,
 )
 from llmprov.core.wheel_lock import (
     Target,
@@ -132,6 +134,27 @@ def install_system_packages(cfg: HostConfig, from_controller: bool = False) -> l
     return [
         apt.packages(name="vLLM system packages", packages=wanted, update=True, cache_time=3600)
     ]
+
+
+def start_system_packages(cfg: HostConfig) -> list[Any]:
+    """The missing packages, installed in the background (see APT_JOB_DIR); wait_system_packages
+    joins them before the environment's check."""
+    wanted = system_packages(cfg.settings.vllm.enforce_eager, from_controller=True)
+    installed = host.get_fact(DebPackages)
+    missing = [p for p in wanted if p not in installed]
+    if not missing:
+        host.noop(f"system packages {', '.join(wanted)} are installed")
+        return []
+    return [
+        server.shell(
+            name=f"Start installing {', '.join(missing)} in the background",
+            commands=[shell(background_apt_argv(missing))],
+        )
+    ]
+
+
+def wait_system_packages() -> Any:
+    return server.shell(name="Wait for the vLLM system packages", commands=[shell(wait_apt_argv())])
 
 
 def ensure_uv(mirror: MirrorSettings) -> list[Any]:
@@ -251,14 +274,24 @@ def _from_controller_ops(env: VllmEnv, mirror: MirrorSettings) -> list[Any]:
     ]
 
 
-def build_env(env: VllmEnv, mirror: MirrorSettings, from_controller: bool = False) -> list[Any]:
-    """Make env.path hold a checked environment; the marker is written last, after the check."""
+def build_env(
+    env: VllmEnv,
+    mirror: MirrorSettings,
+    from_controller: bool = False,
+    packages_started: bool = False,
+) -> list[Any]:
+    """Make env.path hold a checked environment; the marker is written last, after the check.
+
+    `packages_started`: start_system_packages began an install that is joined before the check.
+    """
     marker = host.get_fact(FileContents, path=env.marker)
     if marker_matches("\n".join(marker) if marker else None, env):
         host.noop(f"vLLM environment {env.key} is built and checked")
-        return []
+        return [wait_system_packages()] if packages_started else []
     if from_controller:
-        return [*_from_controller_ops(env, mirror), *_check_and_mark(env)]
+        sent = _from_controller_ops(env, mirror)
+        joined = [wait_system_packages()] if packages_started else []
+        return [*sent, *joined, *_check_and_mark(env)]
     ops: list[Any] = [
         server.shell(
             name=f"Create environment {env.key}",
@@ -316,13 +349,15 @@ def deploy_vllm(cfg: HostConfig) -> None:
     mirror = cfg.settings.mirror
     installed = installed_versions("vllm")
     from_controller = cfg.settings.vllm.wheels_from_controller
-    packages = install_system_packages(cfg, from_controller)
+    packages = start_system_packages(cfg) if from_controller else install_system_packages(cfg)
     service_user(cfg, home=layout.state_dir)
     dirs = engine_dirs(cfg)
     if not from_controller:
         ensure_uv(mirror)
     # Staged and checked beside the running environment: a failed check stops this host here.
-    built = build_env(env, mirror, from_controller)
+    built = build_env(
+        env, mirror, from_controller, packages_started=bool(from_controller and packages)
+    )
     # The environment file first: a Hugging Face pull reads HF_TOKEN from it.
     rendered = upload(plan_host(cfg, resolved_for_render(env)))
     model = place_model(cfg)

@@ -207,3 +207,32 @@ def _cpu_resolution() -> Any:
     from llmprov.core.resolve import resolve
 
     return resolve(None, None, "linux", "x86_64", None, cpu=True)
+
+
+def test_a_rerun_from_the_controllers_wheels_sends_and_installs_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    checked: list[VllmEnv],
+    sent: list[tuple[VllmEnv, str, tuple[int, int]]],
+) -> None:
+    env = VllmEnv(_cpu_resolution())
+    answers = {
+        ("GlibcVersion", ""): (2, 36),
+        ("FileContents", env.marker): marker_text(env).splitlines(),
+        ("DebPackages", ""): {"python3": ["3.11.2"], "libnuma1": ["2"]},
+    }
+    cfg = config(tmp_path, vllm={"enforce_eager": True})
+    ran, notes, failed = run_plan(cfg, monkeypatch, answers)
+    assert not failed
+    build = ("Start installing", "Send the wheels", "Create environment", "Install torch")
+    assert not [n for n in ran if n.startswith((*build, "Wait for the vLLM system packages"))]
+    assert "system packages python3, libnuma1 are installed" in notes
+    assert sent == [] and checked == []
+    # A package gone since (libnuma1 removed by hand): installed again, and joined, nothing else.
+    answers[("DebPackages", "")] = {"python3": ["3.11.2"]}
+    ran, _, failed = run_plan(cfg, monkeypatch, answers)
+    assert not failed
+    assert [n for n in ran if n.startswith((*build, "Wait for the vLLM system"))] == [
+        "Start installing libnuma1 in the background",
+        "Wait for the vLLM system packages",
+    ]

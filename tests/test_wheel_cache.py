@@ -135,3 +135,14 @@ def test_the_controllers_own_pip_settings_do_not_leak_into_the_hosts_resolution(
     monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
     with pytest.raises(wheel_cache.WheelCacheError, match=r"alpha==1\.0"):
         wheel_cache.resolve(["alpha==1.0"], HOST, Sources(index.as_uri()), tmp_path / "c")
+
+
+@pytest.mark.parametrize(("system", "machine"), [("Darwin", "arm64"), ("Linux", "aarch64")])
+def test_a_controller_of_another_platform_is_refused_before_resolving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, system: str, machine: str
+) -> None:
+    monkeypatch.setattr(wheel_cache.platform, "system", lambda: system)
+    monkeypatch.setattr(wheel_cache.platform, "machine", lambda: machine)
+    monkeypatch.setattr(wheel_cache, "_pip_report", lambda *a: pytest.fail("resolved anyway"))
+    with pytest.raises(wheel_cache.WheelCacheError, match="wheels_from_controller: false"):
+        wheel_cache.resolve(["alpha==1.0"], HOST, Sources("https://pypi.org/simple"), tmp_path)

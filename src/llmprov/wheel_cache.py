@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,7 @@ def resolve(
     exclude: Sequence[str] = (),
 ) -> WheelLock:
     """The lock for these requirements on `target`, from the cache or resolved now with pip."""
+    _check_controller(target)
     key = lock_key(requirements, exclude, target, sources)
     path = wheels_dir(root) / "locks" / f"{key}.json"
     with _once(f"lock:{key}"):
@@ -83,6 +85,19 @@ def resolve(
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(path, lock.to_json().encode())
         return lock
+
+
+def _check_controller(target: Target) -> None:
+    """pip takes the target's tags and python version, but evaluates environment markers
+    (`platform_system == "Linux"`, `platform_machine == "x86_64"`) for the controller it runs on:
+    only a Linux controller of the host's architecture resolves the same set the host would."""
+    here = (platform.system(), platform.machine())
+    if here != ("Linux", target.machine):
+        raise WheelCacheError(
+            f"this controller ({here[0]} {here[1]}) cannot resolve wheels for a Linux "
+            f"{target.machine} host: pip would read dependency markers for the controller; set "
+            "vllm.wheels_from_controller: false, or deploy from a Linux controller of that architecture"
+        )
 
 
 def _pip_report(requirements: Sequence[str], target: Target, sources: Sources) -> dict[str, object]:

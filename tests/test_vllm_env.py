@@ -16,24 +16,40 @@ import pytest
 from llmprov.core.config import MirrorSettings
 from llmprov.core.resolve import Resolution, resolve
 from llmprov.core.vllm_env import (
+    APT_JOB_DIR,
     CPU_BROKEN_EXTRAS,
+    HOST_WHEELS_DIR,
     MARKER_NAME,
     PROBE_SCRIPT,
+    PYPI_SIMPLE,
+    STANDALONE_UV,
+    SYSTEM_PYTHON,
     UV,
+    UV_VERSION,
     EnvCheckFailed,
     VllmEnv,
+    background_apt_argv,
     bootstrap_uv_argv,
     check_probe,
     create_env_argv,
+    install_locked_argv,
     install_torch_argv,
     install_vllm_argv,
+    lock_file,
+    lock_sources,
+    locked_exclude,
+    locked_requirements,
     marker_matches,
     marker_text,
     parse_probe,
     probe_argv,
     remove_cpu_extras_argv,
     system_packages,
+    unpack_uv_argv,
+    uv_sources,
+    wait_apt_argv,
 )
+from llmprov.core.wheel_lock import Sources
 
 NO_MIRROR = MirrorSettings()
 FIND_LINKS = MirrorSettings(pip_find_links="http://10.231.1.1:8765/")
@@ -295,3 +311,120 @@ def test_resolution_fields_used_by_the_marker_exist() -> None:
     from llmprov.core.vllm_env import IDENTITY_FIELDS
 
     assert set(IDENTITY_FIELDS) <= set(Resolution.__dataclass_fields__)
+
+
+# ---------------------------------------------------------------- wheels from the controller
+
+
+@pytest.mark.parametrize("make", [cpu_env, gpu_env], ids=["cpu", "gpu"])
+def test_the_controllers_lock_asks_for_what_the_hosts_own_install_pins(make: Any) -> None:
+    env = make()
+    host_pins = {w for argv in (install_torch_argv(env, NO_MIRROR), install_vllm_argv(env, NO_MIRROR))
+                 for w in argv if "==" in w}  # fmt: skip
+    assert set(locked_requirements(env)) == host_pins
+    sources = lock_sources(env, NO_MIRROR)
+    torch_index = flag_values(install_torch_argv(env, NO_MIRROR), "--default-index")
+    assert sources.index_url == PYPI_SIMPLE
+    assert list(sources.extra_index_urls) == torch_index
+
+
+def test_a_mirror_replaces_pypi_and_the_torch_index_for_the_lock_too() -> None:
+    env = gpu_env()
+    assert lock_sources(env, INDEX) == Sources("https://mirror.example/simple")
+    assert lock_sources(env, FIND_LINKS) == Sources(
+        PYPI_SIMPLE, find_links=("http://10.231.1.1:8765/",)
+    )
+    assert uv_sources(FIND_LINKS) == lock_sources(env, FIND_LINKS)
+    assert uv_sources(NO_MIRROR) == Sources(PYPI_SIMPLE)
+
+
+def test_only_the_cpu_lock_leaves_out_the_cuda_extras() -> None:
+    assert locked_exclude(cpu_env()) == CPU_BROKEN_EXTRAS
+    assert locked_exclude(gpu_env()) == ()
+
+
+def test_the_locked_install_is_offline_hash_checked_and_resolves_nothing() -> None:
+    env = cpu_env()
+    argv = install_locked_argv(env)
+    assert argv[argv.index(STANDALONE_UV) + 1 : argv.index(STANDALONE_UV) + 3] == ["pip", "install"]
+    for flag in ("--offline", "--no-index", "--no-deps", "--require-hashes"):
+        assert flag in argv
+    assert flag_values(argv, "--find-links") == [HOST_WHEELS_DIR]
+    assert flag_values(argv, "-r") == [lock_file(env)]
+    assert flag_values(argv, "--python") == [env.python]
+
+
+def test_without_the_tools_venv_python3_venv_is_not_installed() -> None:
+    assert "python3-venv" in system_packages(True)
+    assert "python3-venv" not in system_packages(True, from_controller=True)
+    assert system_packages(False, from_controller=True) == [
+        "python3",
+        "libnuma1",
+        "g++",
+        "python3-dev",
+    ]
+
+
+def test_uv_is_unpacked_from_its_wheel_with_the_stdlib(tmp_path: Path) -> None:
+    import zipfile
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    name = f"uv-{UV_VERSION}-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    with zipfile.ZipFile(wheels / name, "w") as z:
+        z.writestr(f"uv-{UV_VERSION}.data/scripts/uv", "#!/bin/sh\necho uv-standin\n")
+        z.writestr("uv/__init__.py", "")
+    dest = tmp_path / "tools" / f"uv-{UV_VERSION}" / "uv"
+    argv = unpack_uv_argv()
+    assert argv[:2] == [SYSTEM_PYTHON, "-c"]
+    done = subprocess.run([sys.executable, "-c", argv[2], str(wheels), UV_VERSION, str(dest)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert subprocess.run([str(dest)], capture_output=True, text=True).stdout == "uv-standin\n"
+    # No wheel of that version: a clear failure, nothing left behind.
+    (wheels / name).unlink()
+    dest.unlink()
+    done = subprocess.run([sys.executable, "-c", argv[2], str(wheels), UV_VERSION, str(dest)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode != 0 and f"no uv {UV_VERSION} wheel" in done.stderr
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize("apt_status", [0, 100])
+def test_the_background_package_install_is_joined_with_its_outcome(
+    tmp_path: Path, apt_status: int
+) -> None:
+    """The start returns at once; the wait passes once apt-get succeeded, and fails with its log."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    fake = bin_dir / "apt-get"
+    fake.write_text(
+        f'#!/bin/sh\necho "$@" >> {calls}\nsleep 0.3\necho "apt says $1"\nexit {apt_status}\n'
+    )
+    fake.chmod(0o755)
+    job = tmp_path / "job"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    start = background_apt_argv(["libnuma1"])
+    assert start[:2] == ["sh", "-c"] and start[3:5] == ["sh", APT_JOB_DIR]
+    started = subprocess.run([*start[:4], str(job), *start[5:]], env=env, timeout=10, check=False)
+    assert started.returncode == 0
+    wait = wait_apt_argv(30)
+    done = subprocess.run([*wait[:4], str(job), *wait[5:]], env=env, capture_output=True,
+                          text=True, timeout=40, check=False)  # fmt: skip
+    lines = calls.read_text().splitlines()
+    assert lines[0] == "update -q"
+    if apt_status == 0:
+        assert done.returncode == 0, done.stdout
+        assert lines[-1].split()[-1] == "libnuma1"
+    else:
+        # A failed update installs nothing, and the wait shows apt's own words.
+        assert done.returncode == 1 and "apt says update" in done.stdout
+        assert lines == ["update -q"]
+
+
+def test_the_wait_gives_up_after_its_limit(tmp_path: Path) -> None:
+    wait = wait_apt_argv(1)
+    done = subprocess.run([*wait[:4], str(tmp_path / "never"), *wait[5:]], capture_output=True,
+                          text=True, timeout=20, check=False)  # fmt: skip
+    assert done.returncode == 1 and "still running after 1s" in done.stdout

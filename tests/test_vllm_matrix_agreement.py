@@ -99,6 +99,10 @@ def plan_installs(
     what the host's driver fact reads (host data may state one instead)."""
     monkeypatch.setattr(pyinfra_host, "get_fact", fake_facts(arch, glibc, driver))
     monkeypatch.setattr(vllm, "check_env", lambda env: None)
+    # The host's own install names its pins and index in argv, which this test reads; the
+    # controller's lock is made from the same pins and index (tests/test_vllm_env.py).
+    own = cfg.settings.vllm.model_copy(update={"wheels_from_controller": False})
+    cfg = cfg.model_copy(update={"settings": cfg.settings.model_copy(update={"vllm": own})})
     inventory = Inventory(([(HOST, {"fake_delay": 0, "fake_delay_jitter": 0})], {}))
     state = State(inventory, Config())
     with ctx_state.use(state):

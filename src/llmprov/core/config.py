@@ -104,6 +104,9 @@ class VllmSettings(_Strict):
     gpu_memory_utilization: Annotated[float, NumberOnly, Field(gt=0.0, le=1.0)] = 0.9
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     enforce_eager: bool = False
+    # Resolve and download the environment's wheels once on the controller and send them to each
+    # host (offline install there); false: each host fetches from the index or mirror itself.
+    wheels_from_controller: bool = True
     cpu_kvcache_space_gib: Annotated[int, IntOnly, Field(ge=1, le=65536)] = 4
     extra_args: list[Flag] = Field(default_factory=list, max_length=256)
 

@@ -13,6 +13,7 @@ from packaging.version import InvalidVersion, Version
 from llmprov.core.config import MirrorSettings
 from llmprov.core.layout import CACHE_ROOT, INSTALL_ROOT, EngineLayout
 from llmprov.core.resolve import Resolution, check_torch_pin
+from llmprov.core.wheel_lock import Sources
 
 # uv builds the environments; it is installed with pip into a small tools venv of its own.
 UV_VERSION = "0.13.9"
@@ -21,6 +22,11 @@ UV = f"{TOOLS_DIR}/bin/uv"
 # Written once uv of UV_VERSION is in place, so a re-run does not ask pip again.
 UV_MARKER = f"{TOOLS_DIR}/.uv-{UV_VERSION}"
 UV_CACHE_DIR = f"{CACHE_ROOT}/uv"
+# vllm.wheels_from_controller: uv is unpacked from its wheel (no tools venv, no pip, no
+# python3-venv), and the environment's wheels wait in one folder that later environments share.
+STANDALONE_UV = f"{TOOLS_DIR}/uv-{UV_VERSION}/uv"
+HOST_WHEELS_DIR = f"{CACHE_ROOT}/vllm/wheels"
+PYPI_SIMPLE = "https://pypi.org/simple"
 # The distribution's interpreter: vLLM environments are built on it, never on a downloaded one.
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -162,8 +168,8 @@ def uv_env_vars() -> list[str]:
     ]
 
 
-def _uv(*args: str) -> list[str]:
-    return ["env", *uv_env_vars(), UV, *args]
+def _uv(*args: str, uv: str = UV) -> list[str]:
+    return ["env", *uv_env_vars(), uv, *args]
 
 
 def bootstrap_uv_argv(mirror: MirrorSettings) -> list[list[str]]:
@@ -176,11 +182,11 @@ def bootstrap_uv_argv(mirror: MirrorSettings) -> list[list[str]]:
     ]
 
 
-def create_env_argv(env: VllmEnv) -> list[list[str]]:
+def create_env_argv(env: VllmEnv, uv: str = UV) -> list[list[str]]:
     """A fresh, empty environment at the versioned path (a half-built one is started over)."""
     return [
         ["rm", "-rf", env.path],
-        _uv("venv", "--python", SYSTEM_PYTHON, "--quiet", env.path),
+        _uv("venv", "--python", SYSTEM_PYTHON, "--quiet", env.path, uv=uv),
     ]
 
 
@@ -211,12 +217,118 @@ def remove_cpu_extras_argv(env: VllmEnv) -> list[str]:
     return _uv("pip", "uninstall", "--python", env.python, *CPU_BROKEN_EXTRAS)
 
 
+# ---------------------------------------------------------------- wheels from the controller
+
+
+def locked_requirements(env: VllmEnv) -> list[str]:
+    """What the controller resolves for the environment: torch's build and vLLM, in one set."""
+    return [env.torch_requirement, env.vllm_requirement]
+
+
+def locked_exclude(env: VllmEnv) -> tuple[str, ...]:
+    """Left out of the lock: on the CPU the CUDA extras are never sent, installed or removed."""
+    return CPU_BROKEN_EXTRAS if env.cpu else ()
+
+
+def lock_sources(env: VllmEnv, mirror: MirrorSettings) -> Sources:
+    """The sources the host's own install would use, for the controller's one resolution.
+
+    A mirror replaces PyPI and the PyTorch index, as on the host. Without one, PyPI and the
+    PyTorch index of the build are searched together, best version across both: the exact torch
+    pin only exists on the latter, and on GPU hosts its +cuXYZ torchvision sorts above PyPI's.
+    """
+    if mirror.pip_index_url or mirror.pip_find_links:
+        links = (str(mirror.pip_find_links),) if mirror.pip_find_links else ()
+        return Sources(str(mirror.pip_index_url or PYPI_SIMPLE), find_links=links)
+    return Sources(PYPI_SIMPLE, extra_index_urls=(env.resolution.index_url,))
+
+
+def uv_sources(mirror: MirrorSettings) -> Sources:
+    """Where uv's own wheel comes from: the mirror, else PyPI."""
+    links = (str(mirror.pip_find_links),) if mirror.pip_find_links else ()
+    return Sources(str(mirror.pip_index_url or PYPI_SIMPLE), find_links=links)
+
+
+def lock_file(env: VllmEnv) -> str:
+    return f"{HOST_WHEELS_DIR}/{env.key}.requirements.txt"
+
+
+def install_locked_argv(env: VllmEnv) -> list[str]:
+    """The environment from the wheels the controller sent: offline, no resolution, hash-checked."""
+    return _uv(
+        "pip", "install", "--python", env.python, "--offline", "--no-index",
+        "--find-links", HOST_WHEELS_DIR, "--no-deps", "--require-hashes", "-r", lock_file(env),
+        uv=STANDALONE_UV,
+    )  # fmt: skip
+
+
+# Unpacks the uv binary from its wheel (a zip; uv-<v>.data/scripts/uv) with the stdlib alone.
+UNPACK_UV_SCRIPT = """\
+import glob, os, sys, zipfile
+folder, version, dest = sys.argv[1:4]
+wheels = sorted(glob.glob(os.path.join(folder, "uv-%s-*.whl" % version)))
+if not wheels:
+    sys.exit("no uv %s wheel in %s" % (version, folder))
+member = "uv-%s.data/scripts/uv" % version
+os.makedirs(os.path.dirname(dest), exist_ok=True)
+with zipfile.ZipFile(wheels[0]) as z, open(dest + ".tmp", "wb") as out:
+    out.write(z.read(member))
+os.chmod(dest + ".tmp", 0o755)
+os.replace(dest + ".tmp", dest)
+"""
+
+
+def unpack_uv_argv() -> list[str]:
+    return [SYSTEM_PYTHON, "-c", UNPACK_UV_SCRIPT, HOST_WHEELS_DIR, UV_VERSION, STANDALONE_UV]
+
+
 def shell(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
-def system_packages(enforce_eager: bool) -> list[str]:
-    return [*BASE_PACKAGES, *([] if enforce_eager else COMPILE_PACKAGES)]
+# From the controller's wheels, the Debian packages install in the background while the wheels are
+# sent and installed (neither needs them; the environment's check is the first to), and the deploy
+# waits for them before that check. The job leaves its exit status and log here.
+APT_JOB_DIR = "/run/llmprov/vllm-apt"
+APT_WAIT_S = 1800
+
+_BACKGROUND_APT = """\
+job=$1; shift
+mkdir -p "$job" && rm -f "$job/rc" "$job/rc.tmp" || exit 1
+setsid sh -c '
+  job=$1; shift
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q && apt-get install -y -q -o Dpkg::Options::=--force-confdef \
+    -o Dpkg::Options::=--force-confold "$@"
+  echo $? > "$job/rc.tmp" && mv "$job/rc.tmp" "$job/rc"
+' sh "$job" "$@" > "$job/log" 2>&1 < /dev/null &
+"""
+
+_WAIT_APT = """\
+job=$1; limit=$2; waited=0
+while [ ! -f "$job/rc" ]; do
+  if [ "$waited" -ge "$((limit * 2))" ]; then echo "apt-get still running after ${limit}s"; exit 1; fi
+  sleep 0.5; waited=$((waited + 1))
+done
+if [ "$(cat "$job/rc")" != 0 ]; then tail -n 20 "$job/log"; exit 1; fi
+"""
+
+
+def background_apt_argv(packages: Sequence[str]) -> list[str]:
+    """Start apt-get update and install of `packages` detached from the SSH session."""
+    return ["sh", "-c", _BACKGROUND_APT, "sh", APT_JOB_DIR, *packages]
+
+
+def wait_apt_argv(limit_s: int = APT_WAIT_S) -> list[str]:
+    """Wait for the background install; fail with the tail of its log if it failed."""
+    return ["sh", "-c", _WAIT_APT, "sh", APT_JOB_DIR, str(limit_s)]
+
+
+def system_packages(enforce_eager: bool, from_controller: bool = False) -> list[str]:
+    """Debian packages the environment needs; python3-venv only for the tools venv, which
+    an environment from the controller's wheels does without (uv makes its own venvs)."""
+    base = [p for p in BASE_PACKAGES if not (from_controller and p == "python3-venv")]
+    return [*base, *([] if enforce_eager else COMPILE_PACKAGES)]
 
 
 # ---------------------------------------------------------------- check inside the environment

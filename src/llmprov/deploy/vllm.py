@@ -26,16 +26,25 @@ from llmprov.core.render import Resolved
 from llmprov.core.render.plan import plan_host
 from llmprov.core.resolve import NoCompatibleBuild, resolve
 from llmprov.core.vllm_env import (
+    HOST_WHEELS_DIR,
+    STANDALONE_UV,
+    SYSTEM_PYTHON,
     UV,
     UV_MARKER,
     UV_VERSION,
     EnvCheckFailed,
     VllmEnv,
+    background_apt_argv,
     bootstrap_uv_argv,
     check_probe,
     create_env_argv,
+    install_locked_argv,
     install_torch_argv,
     install_vllm_argv,
+    lock_file,
+    lock_sources,
+    locked_exclude,
+    locked_requirements,
     marker_matches,
     marker_text,
     parse_probe,
@@ -43,6 +52,17 @@ from llmprov.core.vllm_env import (
     remove_cpu_extras_argv,
     shell,
     system_packages,
+    unpack_uv_argv,
+    uv_sources,
+    wait_apt_argv,
+)
+from llmprov.core.wheel_lock import (
+    Target,
+    WheelLockError,
+    missing_on_host,
+    parse_listing,
+    parse_python_version,
+    tar_stream,
 )
 from llmprov.deploy.common import engine_dirs, service_user, upload
 from llmprov.deploy.models import place_model
@@ -54,6 +74,7 @@ from llmprov.deploy.upgrade import (
     record_and_prune,
     switch_and_prove,
 )
+from llmprov.deploy.wheel_transfer import send_tar
 from llmprov.facts.gpu import GlibcVersion, NvidiaDriverVersion, NvidiaGpus
 from llmprov.matrix_cache import current_matrix
 
@@ -103,8 +124,8 @@ def resolve_for_host(cfg: HostConfig) -> VllmEnv:
     return VllmEnv(resolution, count)
 
 
-def install_system_packages(cfg: HostConfig) -> list[Any]:
-    wanted = system_packages(cfg.settings.vllm.enforce_eager)
+def install_system_packages(cfg: HostConfig, from_controller: bool = False) -> list[Any]:
+    wanted = system_packages(cfg.settings.vllm.enforce_eager, from_controller)
     installed = host.get_fact(DebPackages)
     missing = [p for p in wanted if p not in installed]
     if not missing:
@@ -113,6 +134,27 @@ def install_system_packages(cfg: HostConfig) -> list[Any]:
     return [
         apt.packages(name="vLLM system packages", packages=wanted, update=True, cache_time=3600)
     ]
+
+
+def start_system_packages(cfg: HostConfig) -> list[Any]:
+    """The missing packages, installed in the background (see APT_JOB_DIR); wait_system_packages
+    joins them before the environment's check."""
+    wanted = system_packages(cfg.settings.vllm.enforce_eager, from_controller=True)
+    installed = host.get_fact(DebPackages)
+    missing = [p for p in wanted if p not in installed]
+    if not missing:
+        host.noop(f"system packages {', '.join(wanted)} are installed")
+        return []
+    return [
+        server.shell(
+            name=f"Start installing {', '.join(missing)} in the background",
+            commands=[shell(background_apt_argv(missing))],
+        )
+    ]
+
+
+def wait_system_packages() -> Any:
+    return server.shell(name="Wait for the vLLM system packages", commands=[shell(wait_apt_argv())])
 
 
 def ensure_uv(mirror: MirrorSettings) -> list[Any]:
@@ -143,13 +185,113 @@ def check_env(env: VllmEnv) -> None:
         raise EnvCheckFailed(f"{env.path} is not usable: " + "; ".join(faults))
 
 
-def build_env(env: VllmEnv, mirror: MirrorSettings) -> list[Any]:
-    """Make env.path hold a checked environment; the marker is written last, after the check."""
+def _run(argv: list[str], what: str) -> str:
+    """Run one command on the current host from a python.call; its stdout, or DeployFailed."""
+    ok, output = host.run_shell_command(StringCommand(shell(argv)), **_sudo_args())
+    if not ok:
+        tail = "\n".join(output.output_lines[-10:])
+        raise DeployFailed(f"{host.name}: {what} failed:\n{tail}")
+    return str(output.stdout)
+
+
+def send_wheels(env: VllmEnv, mirror: MirrorSettings, machine: str, glibc: tuple[int, int]) -> None:
+    """Run inside a deploy (python.call): the environment's wheels and uv's, resolved and fetched
+    once on the controller for every host, and what this host lacks sent in one tar stream."""
+    from llmprov.cache import cache_root
+    from llmprov.wheel_cache import WheelCacheError, fetch, read_chunks, resolve
+
+    version = _run(
+        [SYSTEM_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], "python3"
+    )
+    root = cache_root()
+    try:
+        target = Target(parse_python_version(version), machine, glibc)
+        locks = [
+            resolve(
+                locked_requirements(env),
+                target,
+                lock_sources(env, mirror),
+                root,
+                locked_exclude(env),
+            ),
+            resolve([f"uv=={UV_VERSION}"], target, uv_sources(mirror), root),
+        ]
+        paths = {name: path for lock in locks for name, path in fetch(lock, root).items()}
+    except (WheelCacheError, WheelLockError) as exc:
+        raise DeployFailed(f"{host.name}: vllm.wheels_from_controller: {exc}") from exc
+    listing = _run(
+        [
+            "sh",
+            "-c",
+            'mkdir -p "$1" && find "$1" -maxdepth 1 -name "*.whl" -printf "%s %f\\n"',
+            "sh",
+            HOST_WHEELS_DIR,
+        ],
+        f"listing {HOST_WHEELS_DIR}",
+    )
+    sizes = {name: path.stat().st_size for name, path in paths.items()}
+    present = parse_listing(listing.splitlines())
+    missing = [w for lock in locks for w in missing_on_host(lock, present, sizes)]
+    if missing:
+        send_tar(
+            lambda: tar_stream(
+                [(w.filename, sizes[w.filename], read_chunks(paths[w.filename])) for w in missing]
+            ),
+            HOST_WHEELS_DIR,
+        )
+    if not host.put_file(StringIO(locks[0].requirements_txt()), lock_file(env), **_sudo_args()):
+        raise DeployFailed(f"{host.name}: writing {lock_file(env)} failed")
+
+
+def _from_controller_ops(env: VllmEnv, mirror: MirrorSettings) -> list[Any]:
+    machine = host.get_fact(Arch)
+    glibc = host.get_fact(GlibcVersion)
+    if glibc is None:
+        raise VllmDeployError(
+            f"{host.name}: vllm.wheels_from_controller: the host has no glibc to resolve "
+            "manylinux wheels for; set it to false"
+        )
+    return [
+        python.call(
+            name=f"Send the wheels of {env.key} from the controller",
+            function=send_wheels,
+            env=env,
+            mirror=mirror,
+            machine=machine,
+            glibc=glibc,
+        ),
+        server.shell(
+            name=f"Create environment {env.key}",
+            commands=[
+                shell(unpack_uv_argv()),
+                *(shell(a) for a in create_env_argv(env, STANDALONE_UV)),
+            ],
+        ),
+        server.shell(
+            name=f"Install {env.torch_requirement} and {env.vllm_requirement} from the sent wheels",
+            commands=[shell(install_locked_argv(env))],
+        ),
+    ]
+
+
+def build_env(
+    env: VllmEnv,
+    mirror: MirrorSettings,
+    from_controller: bool = False,
+    packages_started: bool = False,
+) -> list[Any]:
+    """Make env.path hold a checked environment; the marker is written last, after the check.
+
+    `packages_started`: start_system_packages began an install that is joined before the check.
+    """
     marker = host.get_fact(FileContents, path=env.marker)
     if marker_matches("\n".join(marker) if marker else None, env):
         host.noop(f"vLLM environment {env.key} is built and checked")
-        return []
-    res = env.resolution
+        return [wait_system_packages()] if packages_started else []
+    if from_controller:
+        sent = _from_controller_ops(env, mirror)
+        joined = [wait_system_packages()] if packages_started else []
+        return [*sent, *joined, *_check_and_mark(env)]
     ops: list[Any] = [
         server.shell(
             name=f"Create environment {env.key}",
@@ -171,7 +313,12 @@ def build_env(env: VllmEnv, mirror: MirrorSettings) -> list[Any]:
                 commands=[shell(remove_cpu_extras_argv(env))],
             )
         )
-    ops += [
+    return [*ops, *_check_and_mark(env)]
+
+
+def _check_and_mark(env: VllmEnv) -> list[Any]:
+    res = env.resolution
+    return [
         python.call(
             name=f"Check environment {env.key} (torch {res.torch}, CUDA {res.cuda or 'none'})",
             function=check_env,
@@ -184,7 +331,6 @@ def build_env(env: VllmEnv, mirror: MirrorSettings) -> list[Any]:
             mode="644",
         ),
     ]
-    return ops
 
 
 def resolved_for_render(env: VllmEnv) -> Resolved:
@@ -202,12 +348,16 @@ def deploy_vllm(cfg: HostConfig) -> None:
     env = resolve_for_host(cfg)
     mirror = cfg.settings.mirror
     installed = installed_versions("vllm")
-    packages = install_system_packages(cfg)
+    from_controller = cfg.settings.vllm.wheels_from_controller
+    packages = start_system_packages(cfg) if from_controller else install_system_packages(cfg)
     service_user(cfg, home=layout.state_dir)
     dirs = engine_dirs(cfg)
-    ensure_uv(mirror)
+    if not from_controller:
+        ensure_uv(mirror)
     # Staged and checked beside the running environment: a failed check stops this host here.
-    built = build_env(env, mirror)
+    built = build_env(
+        env, mirror, from_controller, packages_started=bool(from_controller and packages)
+    )
     # The environment file first: a Hugging Face pull reads HF_TOKEN from it.
     rendered = upload(plan_host(cfg, resolved_for_render(env)))
     model = place_model(cfg)

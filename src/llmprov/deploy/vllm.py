@@ -100,7 +100,7 @@ def resolve_for_host(cfg: HostConfig) -> VllmEnv:
         )
     except (NoCompatibleBuild, MatrixDataError) as exc:
         raise VllmDeployError(f"{cfg.name}: vllm: {exc}") from exc
-    return VllmEnv(resolution, count)
+    return VllmEnv(resolution, count, tuple(cfg.settings.vllm.extra_packages))
 
 
 def install_system_packages(cfg: HostConfig) -> list[Any]:

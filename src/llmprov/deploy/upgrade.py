@@ -84,10 +84,13 @@ def switch_command(current: str, target: str) -> str:
 
 
 def wait_command(cfg: HostConfig, ready: Readiness, rollback: tuple[str, str, str] | None) -> str:
-    """Poll `ready.path` until the answer holds `ready.expect`; on timeout, roll back when told how.
+    """Poll `ready.path` until the answer holds `ready.expect`; on failure, roll back when told how.
 
     `rollback` is (current link, previous target, unit): the link goes back and the unit restarts
-    on the version that served before, and the command still fails so the deploy reports it.
+    on the version that served before, and the command still fails so the deploy reports it. With
+    a unit to watch, the wait also ends as soon as the new version exits (systemd restarted the
+    unit, or gave up on it): a server that dies on its first start does not come up on its second,
+    and waiting out the timeout (minutes for vLLM) would only keep the old version down longer.
     """
     addr = probe_address(cfg)
     request = f"GET {ready.path} HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n"
@@ -98,13 +101,36 @@ def wait_command(cfg: HostConfig, ready: Readiness, rollback: tuple[str, str, st
     expect = shlex.quote(ready.expect)
     timeout_s = ready.timeout_s
     failed = f"{ready.label} did not answer on {addr}:{cfg.port}{ready.path} after {timeout_s}s"
-    lines = [
+    lines = ['exited=""']
+    watch: list[str] = []
+    if rollback is not None:
+        unit = rollback[2]
+        restarts = shlex.join(["systemctl", "show", "-p", "NRestarts", "--value", unit])
+        sub = shlex.join(["systemctl", "show", "-p", "SubState", "--value", unit])
+        # The server's own output (not systemd's lines about it): where its error is.
+        journal = shlex.join(
+            ["journalctl", f"_SYSTEMD_UNIT={unit}", "-n", "10", "--no-pager", "-o", "cat"]
+        )
+        died = f"{ready.label} exited before it answered ({unit}); its last lines:"
+        lines.append(f"n0=$({restarts} 2>/dev/null)")
+        # SubState auto-restart: it exited and systemd waits RestartSec; NRestarts catches a
+        # restart between two polls; failed or dead: systemd gave up, or it exited cleanly.
+        watch = [
+            f"  n=$({restarts} 2>/dev/null); state=$({sub} 2>/dev/null)",
+            '  case "$state" in auto-restart|failed|dead) exited=1;; esac',
+            '  [ "${n:-0}" -gt "${n0:-0}" ] 2>/dev/null && exited=1',
+            '  if [ -n "$exited" ]; then',
+            f"    echo {shlex.quote(died)} >&2; {journal} >&2 || true; break",
+            "  fi",
+        ]
+    lines += [
         f"for i in $(seq {timeout_s}); do",
         f"  out=$( {probe} 2>/dev/null || true)",
         f'  case "$out" in *{expect}*) exit 0;; esac',
+        *watch,
         "  sleep 1",
         "done",
-        f"echo {shlex.quote(failed)} >&2",
+        f'[ -n "$exited" ] || echo {shlex.quote(failed)} >&2',
     ]
     if rollback is not None:
         link, previous, unit = rollback

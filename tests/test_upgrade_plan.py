@@ -376,7 +376,7 @@ def stub_systemctl(tmp_path: Path, root: Path, port: int) -> Path:
 
 
 def run_wait(
-    tmp_path: Path, port: int, bin_dir: Path, timeout_s: int
+    tmp_path: Path, port: int, bin_dir: Path, timeout_s: int, discard: bool = False
 ) -> subprocess.CompletedProcess[str]:
     cfg = config(tmp_path, port=port)
     (tmp_path / "v1").mkdir()
@@ -384,7 +384,8 @@ def run_wait(
     current = tmp_path / "current"
     current.symlink_to(tmp_path / "v2")
     ready = Readiness("/health", llamacpp.HEALTHY, llamacpp.HEALTHY, timeout_s, "new build")
-    cmd = wait_command(cfg, ready, (str(current), str(tmp_path / "v1"), UNIT))
+    failed = str(tmp_path / "v2") if discard else None
+    cmd = wait_command(cfg, ready, (str(current), str(tmp_path / "v1"), UNIT), failed)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     return subprocess.run(cmd, shell=True, capture_output=True, text=True, env=env, timeout=120)
 
@@ -418,7 +419,7 @@ def test_a_new_version_that_exits_is_switched_back_at_once_with_its_last_lines(
     )
     script.write_text(text)
     started = time.monotonic()
-    done = run_wait(tmp_path, port, bin_dir, timeout_s=60)
+    done = run_wait(tmp_path, port, bin_dir, timeout_s=60, discard=True)
     assert time.monotonic() - started < 30, "the wait must end when the server exits"
     assert done.returncode == 1
     assert "new build exited before it answered (llmprov-llamacpp.service)" in done.stderr
@@ -427,6 +428,9 @@ def test_a_new_version_that_exits_is_switched_back_at_once_with_its_last_lines(
     assert "serving again" in done.stderr, done.stderr
     assert (tmp_path / "journal.args").read_text().split()[0] == f"_SYSTEMD_UNIT={UNIT}"
     assert os.readlink(tmp_path / "current") == str(tmp_path / "v1")
+    # The failed version is gone, the one serving again is not: the host is as it was before.
+    assert not (tmp_path / "v2").exists() and (tmp_path / "v1").is_dir()
+    assert f"removed {tmp_path / 'v2'}" in done.stderr
 
 
 def test_a_new_version_that_answers_stays(tmp_path: Path, served: tuple[Path, int]) -> None:
@@ -455,6 +459,8 @@ def test_rollback_to_a_version_deployed_before_records_waits_for_any_answer(
     plan = run_deploy(lambda: rollback_host(cfg), monkeypatch, loose_facts(facts), HOST, None)
     wait = plan.commands("Wait for")[0]
     assert "'\"version\":'" in wait and '"version":"unrecorded"' not in wait
+    # A rollback that fails keeps the version it could not start: the record still names it.
+    assert "rm -rf" not in wait and "systemctl reset-failed" in wait
 
 
 # ---------------------------------------------------------------- the spare-port check, for real

@@ -83,7 +83,12 @@ def switch_command(current: str, target: str) -> str:
     )
 
 
-def wait_command(cfg: HostConfig, ready: Readiness, rollback: tuple[str, str, str] | None) -> str:
+def wait_command(
+    cfg: HostConfig,
+    ready: Readiness,
+    rollback: tuple[str, str, str] | None,
+    discard: str | None = None,
+) -> str:
     """Poll `ready.path` until the answer holds `ready.expect`; on failure, roll back when told how.
 
     `rollback` is (current link, previous target, unit): the link goes back and the unit restarts
@@ -91,6 +96,8 @@ def wait_command(cfg: HostConfig, ready: Readiness, rollback: tuple[str, str, st
     a unit to watch, the wait also ends as soon as the new version exits (systemd restarted the
     unit, or gave up on it): a server that dies on its first start does not come up on its second,
     and waiting out the timeout (minutes for vLLM) would only keep the old version down longer.
+    `discard` is the failed version's folder, removed after the switch back: the host is left as
+    it was before the upgrade, so a re-run of what serves changes nothing.
     """
     addr = probe_address(cfg)
     request = f"GET {ready.path} HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n"
@@ -141,6 +148,14 @@ def wait_command(cfg: HostConfig, ready: Readiness, rollback: tuple[str, str, st
             # A new version that kept failing may have hit systemd's start limit; clear it first.
             shlex.join(["systemctl", "reset-failed", unit]) + " || true",
             shlex.join(["systemctl", "restart", unit]),
+            *(
+                [
+                    shlex.join(["rm", "-rf", discard]),
+                    f"echo {shlex.quote('removed ' + discard)} >&2",
+                ]
+                if discard
+                else []
+            ),
             f"for i in $(seq {timeout_s}); do",
             f"  out=$( {probe} 2>/dev/null || true)",
             f'  case "$out" in *{shlex.quote(ready.serving)}*) '
@@ -204,9 +219,13 @@ def switch_and_prove(
     installed: InstallState,
     changes: list[Any],
     ready: Readiness,
+    discard_failed: bool = True,
 ) -> bool:
     """Switch `current` to `key` (when it points elsewhere), restart on any change, and wait for
-    the answer, switching back on failure. Returns whether the unit restarts."""
+    the answer, switching back on failure. Returns whether the unit restarts.
+
+    A deploy discards a new version that failed (`discard_failed`); a rollback keeps the earlier
+    version it could not start, which the record still names."""
     previous = previous_key(installed, key)
     switch: list[Any] = []
     if installed.current != key:
@@ -228,7 +247,14 @@ def switch_and_prove(
     )
     server.shell(
         name=f"Wait for {ready.label} on {ready.path}",
-        commands=[wait_command(cfg, ready, rollback)],
+        commands=[
+            wait_command(
+                cfg,
+                ready,
+                rollback,
+                layout.version_dir(key) if rollback and discard_failed else None,
+            )
+        ],
         _if=lambda: changed,
     )
     return changed

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import StringIO
@@ -39,6 +40,7 @@ from llmprov.core.upgrade import (
     prune_plan,
     record_deploy,
     render_state,
+    state_path,
 )
 from llmprov.deploy.common import any_change, run_unit
 from llmprov.deploy.models import model_digest
@@ -289,15 +291,38 @@ def deployed(cfg: HostConfig, version: str, key: str) -> Deployed:
     )
 
 
-def write_state(new: dict[str, EngineState], note: str) -> Any:
+def write_state(new: dict[str, EngineState], note: str, path: str = STATE_PATH, **how: Any) -> Any:
+    """Upload the record to `path` (a POSIX host; `how` adds pyinfra arguments, like sudo)."""
     return files.put(
-        name=f"Record {note} in {STATE_PATH}",
+        name=f"Record {note} in {path}",
         src=StringIO(render_state(new)),
-        dest=STATE_PATH,
+        dest=path,
         user="root",
-        group="root",
+        group=how.pop("group", "root"),
         mode="644",
+        **how,
     )
+
+
+def record_serving(
+    cfg: HostConfig,
+    now_serving: Deployed,
+    text: str | None,
+    write: Callable[[dict[str, EngineState], str], Any],
+) -> None:
+    """Record what serves for a runtime without version folders to switch or prune (compose,
+    launchd, a Windows service): `text` is the record read from the host, `write` uploads the new
+    one, called only when it changed so a re-run is a no-op."""
+    path = state_path(cfg.os)
+    try:
+        state = parse_state(text, path)
+    except StateError as exc:
+        raise UpgradeError(f"{cfg.name}: {exc}") from exc
+    new = record_deploy(state, now_serving, cfg.settings.keep_versions)
+    if new is None:
+        host.noop(f"{path} already records {cfg.engine} {now_serving.key}")
+    else:
+        write(new, f"{cfg.engine} {now_serving.key}")
 
 
 def record_and_prune(

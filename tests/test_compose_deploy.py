@@ -47,7 +47,7 @@ from llmprov.core.compose_state import (
 from llmprov.core.config import HostConfig
 from llmprov.core.render import RenderedFile
 from llmprov.core.validate import ControllerFiles, validate_host
-from llmprov.deploy import compose
+from llmprov.deploy import compose, upgrade
 from llmprov.deploy.engines import DEPLOYS
 from llmprov.deploy.runner import DeployFailed
 
@@ -58,6 +58,8 @@ UPDATE = os.environ.get("LLMPROV_UPDATE_FIXTURES") == "1"
 HOST = "@fake/compose-host"
 # Uploads pin what the templates produce, not the release number in their headers.
 PINNED_VERSION = "0.0.0+fixture"
+# When a deploy's state record says it happened.
+RECORD_TIME = "2026-01-01T00:00:00+00:00"
 
 
 # ---------------------------------------------------------------- harness
@@ -101,6 +103,7 @@ def host_config(host_data: dict[str, Any]) -> HostConfig:
 def run_case(case: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     cfg = host_config(case["host_data"])
     monkeypatch.setattr(render, "__version__", PINNED_VERSION)
+    monkeypatch.setattr(upgrade, "now", lambda: RECORD_TIME)
     rendered: dict[str, str] = {}
     plan_host = compose.plan_host
 

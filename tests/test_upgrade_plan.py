@@ -11,6 +11,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -354,17 +355,28 @@ def stub_systemctl(tmp_path: Path, root: Path, port: int) -> Path:
     script = bin_dir / "systemctl"
     script.write_text(
         "#!/bin/sh\n"
+        # `show` answers from files a test writes: SubState and NRestarts of the unit.
+        'if [ "$1" = show ]; then\n'
+        f'  [ "$3" = NRestarts ] && {{ cat {shlex.quote(str(tmp_path / "nrestarts"))} 2>/dev/null || echo 0; }}\n'
+        f'  [ "$3" = SubState ] && {{ cat {shlex.quote(str(tmp_path / "substate"))} 2>/dev/null || echo running; }}\n'
+        "  exit 0\n"
+        "fi\n"
         f'echo "$@" >> {shlex.quote(str(tmp_path / "systemctl.log"))}\n'
         'case "$1" in start|restart) ;; *) exit 0;; esac\n'
         f"{server} >/dev/null 2>&1 &\n"
         f"echo $! > {shlex.quote(str(tmp_path / 'server.pid'))}\n"
     )
     script.chmod(0o755)
+    journal = bin_dir / "journalctl"
+    journal.write_text(
+        f"#!/bin/sh\necho \"$@\" > {shlex.quote(str(tmp_path / 'journal.args'))}\necho 'RuntimeError: plugin broke'\n"
+    )
+    journal.chmod(0o755)
     return bin_dir
 
 
 def run_wait(
-    tmp_path: Path, port: int, bin_dir: Path, timeout_s: int
+    tmp_path: Path, port: int, bin_dir: Path, timeout_s: int, discard: bool = False
 ) -> subprocess.CompletedProcess[str]:
     cfg = config(tmp_path, port=port)
     (tmp_path / "v1").mkdir()
@@ -372,7 +384,8 @@ def run_wait(
     current = tmp_path / "current"
     current.symlink_to(tmp_path / "v2")
     ready = Readiness("/health", llamacpp.HEALTHY, llamacpp.HEALTHY, timeout_s, "new build")
-    cmd = wait_command(cfg, ready, (str(current), str(tmp_path / "v1"), UNIT))
+    failed = str(tmp_path / "v2") if discard else None
+    cmd = wait_command(cfg, ready, (str(current), str(tmp_path / "v1"), UNIT), failed)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     return subprocess.run(cmd, shell=True, capture_output=True, text=True, env=env, timeout=120)
 
@@ -387,6 +400,37 @@ def test_a_new_version_that_never_answers_is_switched_back_and_the_old_one_prove
     assert "serving again" in done.stderr, done.stderr
     assert os.readlink(tmp_path / "current") == str(tmp_path / "v1")
     assert (tmp_path / "systemctl.log").read_text() == f"reset-failed {UNIT}\nrestart {UNIT}\n"
+
+
+@pytest.mark.parametrize(("substate", "restarts"), [("auto-restart", "0"), ("running", "1")])
+def test_a_new_version_that_exits_is_switched_back_at_once_with_its_last_lines(
+    tmp_path: Path, served: tuple[Path, int], substate: str, restarts: str
+) -> None:
+    root, port = served
+    bin_dir = stub_systemctl(tmp_path, root, port)
+    # After the wait began, the unit's server exited: systemd waits to restart it, or already did.
+    (tmp_path / "substate").write_text(substate + "\n")
+    (tmp_path / "nrestarts").write_text("0\n")
+    script = bin_dir / "systemctl"
+    text = script.read_text().replace(
+        f"cat {shlex.quote(str(tmp_path / 'nrestarts'))}",
+        f"{{ [ -e {shlex.quote(str(tmp_path / 'asked'))} ] && echo {restarts} || "
+        f"{{ touch {shlex.quote(str(tmp_path / 'asked'))}; echo 0; }}; }}",
+    )
+    script.write_text(text)
+    started = time.monotonic()
+    done = run_wait(tmp_path, port, bin_dir, timeout_s=60, discard=True)
+    assert time.monotonic() - started < 30, "the wait must end when the server exits"
+    assert done.returncode == 1
+    assert "new build exited before it answered (llmprov-llamacpp.service)" in done.stderr
+    assert "RuntimeError: plugin broke" in done.stderr
+    assert "did not answer on" not in done.stderr
+    assert "serving again" in done.stderr, done.stderr
+    assert (tmp_path / "journal.args").read_text().split()[0] == f"_SYSTEMD_UNIT={UNIT}"
+    assert os.readlink(tmp_path / "current") == str(tmp_path / "v1")
+    # The failed version is gone, the one serving again is not: the host is as it was before.
+    assert not (tmp_path / "v2").exists() and (tmp_path / "v1").is_dir()
+    assert f"removed {tmp_path / 'v2'}" in done.stderr
 
 
 def test_a_new_version_that_answers_stays(tmp_path: Path, served: tuple[Path, int]) -> None:
@@ -415,6 +459,8 @@ def test_rollback_to_a_version_deployed_before_records_waits_for_any_answer(
     plan = run_deploy(lambda: rollback_host(cfg), monkeypatch, loose_facts(facts), HOST, None)
     wait = plan.commands("Wait for")[0]
     assert "'\"version\":'" in wait and '"version":"unrecorded"' not in wait
+    # A rollback that fails keeps the version it could not start: the record still names it.
+    assert "rm -rf" not in wait and "systemctl reset-failed" in wait
 
 
 # ---------------------------------------------------------------- the spare-port check, for real

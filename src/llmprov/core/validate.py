@@ -285,6 +285,12 @@ def _cross_checks(
     elif s.engine == "llamacpp" and runtime == "compose" and s.llamacpp.release is None:
         # The upstream image is tagged by release; without one the compose file cannot be pinned.
         err("llamacpp.release", "required when runtime is 'compose' (the image tag, like b6710)")
+    if s.engine == "vllm" and runtime == "compose" and s.vllm.extra_packages:
+        err(
+            "vllm.extra_packages",
+            "the compose runtime runs vLLM's published image as it is; extra packages need an "
+            "environment llmprov builds (runtime 'systemd')",
+        )
     errs.extend(_exposure_checks(host, s))
     for field in ("api_key_file", "hf_token_file"):
         path = getattr(s, field)

@@ -9,6 +9,8 @@ from pathlib import PurePosixPath, PureWindowsPath
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 from pydantic import AfterValidator, BeforeValidator, Field
 
 # Unicode categories that end or split a line somewhere (a unit, YAML, a shell, PowerShell) or are
@@ -111,6 +113,39 @@ def _flag(value: str) -> str:
 
 
 Flag = Annotated[str, BeforeValidator(_strict_str), AfterValidator(_flag)]
+
+# A requirement as a name, extras and version specifiers only: no URL (it would bypass the mirror
+# and pin nothing a digest could name), no `;` marker (an environment is built for one host).
+_REQUIREMENT_CHARS = re.compile(r"[A-Za-z0-9._\-\[\],<>=!~* ]{1,200}")
+
+
+def normalize_requirement(value: str) -> str:
+    """A pip requirement in one spelling: `Foo_Bar[X]>=1 ,<2` -> `foo-bar[x]<2,>=1`.
+
+    Names and extras are canonicalised (PEP 503) and specifiers sorted, so two spellings of one
+    requirement give one environment key. ValueError says why a value is not such a requirement.
+    """
+    _text(value)
+    if not _REQUIREMENT_CHARS.fullmatch(value):
+        raise ValueError(
+            "must be a package name with optional [extras] and version specifiers, like "
+            f"'bitsandbytes>=0.46' (no URL, path or ';' marker), got {value!r}"
+        )
+    try:
+        req = Requirement(value)
+    except InvalidRequirement as exc:
+        why = str(exc).splitlines()[0]
+        raise ValueError(f"is not a pip requirement ({why}), got {value!r}") from exc
+    extras = ",".join(sorted(canonicalize_name(e) for e in req.extras))
+    return canonicalize_name(req.name) + (f"[{extras}]" if extras else "") + str(req.specifier)
+
+
+def requirement_name(value: str) -> str:
+    """The canonical project name of a requirement normalize_requirement accepted."""
+    return canonicalize_name(Requirement(value).name)
+
+
+PipRequirement = Annotated[str, BeforeValidator(_strict_str), AfterValidator(normalize_requirement)]
 
 
 def _abs_path(value: str) -> str:

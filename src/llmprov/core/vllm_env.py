@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from packaging.requirements import Requirement
 from packaging.version import InvalidVersion, Version
 
 from llmprov.core.config import MirrorSettings
@@ -32,8 +34,10 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 
 # Written into an environment after it passed its check: a re-run keys on it, nothing else.
 MARKER_NAME = ".llmprov-ok"
-# Bump when the way an environment is built changes, so older ones are rebuilt.
+# Bump when the way an environment is built changes, so older ones are rebuilt (under a new key).
 ENV_RECIPE = 1
+# Hex digits of the make-up's sha256 in a key: 48 bits, no collision among one host's few versions.
+KEY_DIGEST_CHARS = 12
 # The fields of a resolution that decide what is installed; `reason` and `driver_fit` only say
 # why, and change with the driver without changing the environment.
 IDENTITY_FIELDS: tuple[str, ...] = ("vllm", "package", "variant", "torch", "cuda", "index_url")
@@ -58,15 +62,29 @@ class EnvCheckFailed(Exception):
 
 @dataclass(frozen=True)
 class VllmEnv:
-    """One vLLM environment on a host: what it holds and where it lives."""
+    """One vLLM environment on a host: what it holds and where it lives.
+
+    `extra_packages` are requirements as values.normalize_requirement spells them (the inventory's
+    vllm.extra_packages); their order does not matter.
+    """
 
     resolution: Resolution
     gpu_count: int = 0
+    extra_packages: tuple[str, ...] = ()
+
+    @property
+    def extras(self) -> list[str]:
+        """The extra requirements in one order (sorted), as installed and as digested."""
+        return sorted(set(self.extra_packages))
 
     @property
     def key(self) -> str:
-        """`<vllm>-<variant>`: 0.32.0-cpu, 0.11.0-cu128."""
-        return f"{self.resolution.vllm}-{self.resolution.variant}"
+        """`<vllm>-<variant>-<digest>`: 0.32.0-cpu-3f2a..., 0.11.0-cu128-....
+
+        The digest covers the whole make-up (makeup()), so any change to what is installed gives
+        a new folder beside the running one, and the upgrade protocol switches to it.
+        """
+        return f"{self.resolution.vllm}-{self.resolution.variant}-{makeup_digest(self)}"
 
     @property
     def path(self) -> str:
@@ -97,12 +115,38 @@ class VllmEnv:
         return f"{self.resolution.package}=={self.resolution.vllm}"
 
 
+# ---------------------------------------------------------------- make-up and its digest
+
+
+def makeup(env: VllmEnv, recipe: int = ENV_RECIPE) -> dict[str, Any]:
+    """Everything that decides what an environment holds, and nothing else.
+
+    The recipe (how it is built), the resolution's identity fields, the exact requirements in
+    install order and what is removed after. Left out on purpose: the mirror (where the same
+    pins come from), uv's version (the tool, not the pins; bumping it must not rebuild 3 GB on
+    every host) and gpu_count (a check, not an install).
+    """
+    res = env.resolution
+    return {
+        "recipe": recipe,
+        "resolution": {f: getattr(res, f) for f in IDENTITY_FIELDS},
+        "requirements": [env.torch_requirement, env.vllm_requirement, *env.extras],
+        "removed": list(CPU_BROKEN_EXTRAS) if env.cpu else [],
+    }
+
+
+def makeup_digest(env: VllmEnv, recipe: int = ENV_RECIPE) -> str:
+    canonical = json.dumps(makeup(env, recipe), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:KEY_DIGEST_CHARS]
+
+
 # ---------------------------------------------------------------- marker
 
 
 def marker_text(env: VllmEnv) -> str:
-    """The marker's content: the whole resolution, for a person reading it, and the recipe."""
-    data: dict[str, Any] = {"recipe": ENV_RECIPE, "gpu_count": env.gpu_count}
+    """The marker's content: the key and the make-up it digests, and the whole resolution."""
+    data: dict[str, Any] = {"recipe": ENV_RECIPE, "gpu_count": env.gpu_count, "key": env.key}
+    data["makeup"] = makeup(env)
     data["resolution"] = env.resolution.as_dict()
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
@@ -115,7 +159,7 @@ def marker_matches(text: str | None, env: VllmEnv) -> bool:
         data = json.loads(text)
         found = data["resolution"]
         same = all(found.get(f) == getattr(env.resolution, f) for f in IDENTITY_FIELDS)
-        return bool(same and data.get("recipe") == ENV_RECIPE)
+        return bool(same and data.get("recipe") == ENV_RECIPE and data.get("key") == env.key)
     except (ValueError, KeyError, TypeError, AttributeError):
         return False
 
@@ -210,7 +254,10 @@ def install_vllm_argv(env: VllmEnv, mirror: MirrorSettings) -> list[str]:
             "--extra-index-url", env.resolution.index_url,
             "--index-strategy", "unsafe-best-match",
         ]  # fmt: skip
-    return _uv("pip", "install", "--python", env.python, *sources, env.vllm_requirement)
+    # The extras resolve together with vLLM, so nothing they pull can move one of its pins.
+    return _uv(
+        "pip", "install", "--python", env.python, *sources, env.vllm_requirement, *env.extras
+    )  # fmt: skip
 
 
 def remove_cpu_extras_argv(env: VllmEnv) -> list[str]:
@@ -222,7 +269,7 @@ def remove_cpu_extras_argv(env: VllmEnv) -> list[str]:
 
 def locked_requirements(env: VllmEnv) -> list[str]:
     """What the controller resolves for the environment: torch's build and vLLM, in one set."""
-    return [env.torch_requirement, env.vllm_requirement]
+    return [env.torch_requirement, env.vllm_requirement, *env.extras]
 
 
 def locked_exclude(env: VllmEnv) -> tuple[str, ...]:
@@ -345,6 +392,12 @@ try:
 except metadata.PackageNotFoundError:
     out["package_version"] = None
     out["requires"] = []
+out["extras"] = {}
+for name in sys.argv[2:]:
+    try:
+        out["extras"][name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        out["extras"][name] = None
 try:
     import torch
     out["torch"] = torch.__version__
@@ -365,6 +418,7 @@ def probe_argv(env: VllmEnv) -> list[str]:
     return [
         "env", "VLLM_NO_USAGE_STATS=1", "DO_NOT_TRACK=1", "HF_HUB_OFFLINE=1",
         env.python, "-c", PROBE_SCRIPT, env.resolution.package,
+        *(Requirement(r).name for r in env.extras),
     ]  # fmt: skip
 
 
@@ -389,6 +443,21 @@ def _torch_matches(found: str, env: VllmEnv) -> bool:
         return Version(found) == Version(want)
     except InvalidVersion:
         return found == want
+
+
+def _extras_faults(probe: Mapping[str, Any], env: VllmEnv) -> list[str]:
+    """Each extra requirement that is missing or installed at a version it does not allow."""
+    found = probe.get("extras")
+    found = found if isinstance(found, dict) else {}
+    faults: list[str] = []
+    for text in env.extras:
+        req = Requirement(text)
+        version = found.get(req.name)
+        if version is None:
+            faults.append(f"{req.name} (vllm.extra_packages) is not installed")
+        elif not req.specifier.contains(str(version), prereleases=True):
+            faults.append(f"{req.name} is {version}, vllm.extra_packages asks {text}")
+    return faults
 
 
 def check_probe(probe: Mapping[str, Any], env: VllmEnv) -> list[str]:
@@ -424,6 +493,7 @@ def check_probe(probe: Mapping[str, Any], env: VllmEnv) -> list[str]:
         )
         if not pin.ok:
             faults.append(pin.message)
+    faults += _extras_faults(probe, env)
     if "vllm_error" in probe:
         faults.append(f"vllm does not import: {probe['vllm_error']}")
     return faults

@@ -41,7 +41,9 @@ from llmprov.deploy import vllm
 from llmprov.deploy.common import any_change, service_user, upload, wait_http
 from llmprov.deploy.models import place_model
 from llmprov.deploy.runner import DeployFailed
+from llmprov.deploy.upgrade import deployed, record_serving, write_state
 from llmprov.facts.docker import ComposeContainers, ComposeOllamaModels, DockerEngine, DockerImage
+from llmprov.facts.versions import StateRecord
 
 # How long `up --wait` and the readiness probe wait; vLLM compiles its graphs on every start.
 READY_TIMEOUT_S = {"llamacpp": 300, "ollama": 120}
@@ -187,3 +189,6 @@ def deploy_compose(cfg: HostConfig) -> None:
     wait_http(cfg, path, expect, up.needed, timeout_s=timeout)
     if cfg.engine == "ollama":
         pull_ollama_model(cfg, project)
+    # The image is what a compose deploy switches: its reference is the key, its tag the version.
+    tag = project.image.rsplit("/", 1)[-1].partition(":")[2] or "latest"
+    record_serving(cfg, deployed(cfg, tag, project.image), host.get_fact(StateRecord), write_state)

@@ -68,7 +68,7 @@ def rollback_host(cfg: HostConfig) -> None:
     if target.version == UNRECORDED:
         # Deployed before records existed: its version is unknown, any answer will do.
         ready = replace(ready, expect=ready.serving)
-    switch_and_prove(cfg, layout, target.key, installed, [], ready)
+    switch_and_prove(cfg, layout, target.key, installed, [], ready, discard_failed=False)
     write_state(new, f"rollback of {cfg.engine} to {target.key}")
 
 

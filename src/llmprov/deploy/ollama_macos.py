@@ -41,6 +41,7 @@ from llmprov.core.render.launchd import (
     ollama_method,
 )
 from llmprov.core.render.plan import plan_host
+from llmprov.core.upgrade import MAC_STATE_PATH
 from llmprov.core.values import host_port
 from llmprov.deploy.ollama import (
     READY_TIMEOUT_S,
@@ -52,6 +53,7 @@ from llmprov.deploy.ollama import (
     release_checksums,
     source_for,
 )
+from llmprov.deploy.upgrade import deployed, record_serving, write_state
 from llmprov.facts.ollama import (
     BrewCaskVersion,
     LaunchdLoaded,
@@ -59,6 +61,7 @@ from llmprov.facts.ollama import (
     MacUsedIds,
     OllamaInstallState,
 )
+from llmprov.facts.versions import StateRecord
 
 DOWNLOAD_DIR = f"{MAC_OLLAMA_ROOT}/.downloads"
 CLI_LINK = "/usr/local/bin/ollama"
@@ -309,6 +312,17 @@ def deploy_ollama_macos(cfg: HostConfig) -> None:
                 commands=[shlex.join(["rm", "-rf", *(f"{MAC_OLLAMA_ROOT}/{k}" for k in stale)])],
                 **SUDO,
             )
+    # The app archive's version folder is the key; Homebrew picks the cask's version itself, so
+    # its record names the cask (a version read before `brew upgrade` would be stale after it).
+    now_serving = (
+        deployed(cfg, version, version) if method == "app" else deployed(cfg, BREW_CASK, "brew")
+    )
+    record_serving(
+        cfg,
+        now_serving,
+        host.get_fact(StateRecord, path=MAC_STATE_PATH),
+        lambda new, note: write_state(new, note, MAC_STATE_PATH, group="wheel", **SUDO),
+    )
 
 
 __all__ = ["OllamaDeployError", "deploy_ollama_macos"]

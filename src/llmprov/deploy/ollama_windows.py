@@ -49,6 +49,7 @@ from llmprov.core.render.windows import (
     WINDOWS_ROOT,
     install_method,
 )
+from llmprov.core.upgrade import WINDOWS_STATE_PATH, Deployed, render_state
 from llmprov.core.values import host_port
 from llmprov.deploy.ollama import (
     READY_TIMEOUT_S,
@@ -59,6 +60,7 @@ from llmprov.deploy.ollama import (
     release_checksums,
     source_for,
 )
+from llmprov.deploy.upgrade import deployed, record_serving
 from llmprov.facts.ollama import (
     WinFileSha256,
     WinInstalledMarker,
@@ -68,6 +70,7 @@ from llmprov.facts.ollama import (
     WinService,
     ps_quote,
 )
+from llmprov.facts.versions import WinStateRecord
 
 # WinSW 2.12.0, the service wrapper (https://github.com/winsw/winsw/releases/tag/v2.12.0). Its
 # release publishes no checksum file; this digest of WinSW-x64.exe is the one that several
@@ -401,6 +404,21 @@ def _deploy_zip_service(cfg: HostConfig) -> None:
             name=f"Remove older Ollama installs: {', '.join(stale)}",
             commands=[_ps([f"Remove-Item -LiteralPath @({paths}) -Recurse -Force"])],
         )
+    record(cfg, deployed(cfg, version, key))
+
+
+def record(cfg: HostConfig, now_serving: Deployed) -> None:
+    """The state record in ProgramData, uploaded only when it changes."""
+    record_serving(
+        cfg,
+        now_serving,
+        host.get_fact(WinStateRecord, path=WINDOWS_STATE_PATH),
+        lambda new, note: put_text(
+            name=f"Record {note} in {WINDOWS_STATE_PATH}",
+            content=render_state(new),
+            dest=WINDOWS_STATE_PATH,
+        ),
+    )
 
 
 def _deploy_installer(cfg: HostConfig) -> None:
@@ -454,6 +472,8 @@ def _deploy_installer(cfg: HostConfig) -> None:
         "the installer's Ollama is a tray app that starts at a user's login: "
         "no service to wait for, and the model is pulled on first use"
     )
+    # One install in one folder: the key names the method, so a later zip-service key differs.
+    record(cfg, deployed(cfg, version, f"installer-{version}"))
 
 
 def deploy_ollama_windows(cfg: HostConfig) -> None:

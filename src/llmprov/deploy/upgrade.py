@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import StringIO
@@ -41,6 +42,7 @@ from llmprov.core.upgrade import (
     prune_plan,
     record_deploy,
     render_state,
+    state_path,
 )
 from llmprov.deploy.common import NO_SNAPSHOT, any_change, run_unit
 from llmprov.deploy.models import model_digest
@@ -85,11 +87,21 @@ def switch_command(current: str, target: str) -> str:
     )
 
 
-def wait_command(cfg: HostConfig, ready: Readiness, rollback: tuple[str, str, str] | None) -> str:
-    """Poll `ready.path` until the answer holds `ready.expect`; on timeout, roll back when told how.
+def wait_command(
+    cfg: HostConfig,
+    ready: Readiness,
+    rollback: tuple[str, str, str] | None,
+    discard: str | None = None,
+) -> str:
+    """Poll `ready.path` until the answer holds `ready.expect`; on failure, roll back when told how.
 
     `rollback` is (current link, previous target, unit): the link goes back and the unit restarts
-    on the version that served before, and the command still fails so the deploy reports it.
+    on the version that served before, and the command still fails so the deploy reports it. With
+    a unit to watch, the wait also ends as soon as the new version exits (systemd restarted the
+    unit, or gave up on it): a server that dies on its first start does not come up on its second,
+    and waiting out the timeout (minutes for vLLM) would only keep the old version down longer.
+    `discard` is the failed version's folder, removed after the switch back: the host is left as
+    it was before the upgrade, so a re-run of what serves changes nothing.
     """
     addr = probe_address(cfg)
     request = f"GET {ready.path} HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n"
@@ -100,13 +112,36 @@ def wait_command(cfg: HostConfig, ready: Readiness, rollback: tuple[str, str, st
     expect = shlex.quote(ready.expect)
     timeout_s = ready.timeout_s
     failed = f"{ready.label} did not answer on {addr}:{cfg.port}{ready.path} after {timeout_s}s"
-    lines = [
+    lines = ['exited=""']
+    watch: list[str] = []
+    if rollback is not None:
+        unit = rollback[2]
+        restarts = shlex.join(["systemctl", "show", "-p", "NRestarts", "--value", unit])
+        sub = shlex.join(["systemctl", "show", "-p", "SubState", "--value", unit])
+        # The server's own output (not systemd's lines about it): where its error is.
+        journal = shlex.join(
+            ["journalctl", f"_SYSTEMD_UNIT={unit}", "-n", "10", "--no-pager", "-o", "cat"]
+        )
+        died = f"{ready.label} exited before it answered ({unit}); its last lines:"
+        lines.append(f"n0=$({restarts} 2>/dev/null)")
+        # SubState auto-restart: it exited and systemd waits RestartSec; NRestarts catches a
+        # restart between two polls; failed or dead: systemd gave up, or it exited cleanly.
+        watch = [
+            f"  n=$({restarts} 2>/dev/null); state=$({sub} 2>/dev/null)",
+            '  case "$state" in auto-restart|failed|dead) exited=1;; esac',
+            '  [ "${n:-0}" -gt "${n0:-0}" ] 2>/dev/null && exited=1',
+            '  if [ -n "$exited" ]; then',
+            f"    echo {shlex.quote(died)} >&2; {journal} >&2 || true; break",
+            "  fi",
+        ]
+    lines += [
         f"for i in $(seq {timeout_s}); do",
         f"  out=$( {probe} 2>/dev/null || true)",
         f'  case "$out" in *{expect}*) exit 0;; esac',
+        *watch,
         "  sleep 1",
         "done",
-        f"echo {shlex.quote(failed)} >&2",
+        f'[ -n "$exited" ] || echo {shlex.quote(failed)} >&2',
     ]
     if rollback is not None:
         link, previous, unit = rollback
@@ -117,6 +152,14 @@ def wait_command(cfg: HostConfig, ready: Readiness, rollback: tuple[str, str, st
             # A new version that kept failing may have hit systemd's start limit; clear it first.
             shlex.join(["systemctl", "reset-failed", unit]) + " || true",
             shlex.join(["systemctl", "restart", unit]),
+            *(
+                [
+                    shlex.join(["rm", "-rf", discard]),
+                    f"echo {shlex.quote('removed ' + discard)} >&2",
+                ]
+                if discard
+                else []
+            ),
             f"for i in $(seq {timeout_s}); do",
             f"  out=$( {probe} 2>/dev/null || true)",
             f'  case "$out" in *{shlex.quote(ready.serving)}*) '
@@ -181,9 +224,13 @@ def switch_and_prove(
     changes: list[Any],
     ready: Readiness,
     snap: Snapshot = NO_SNAPSHOT,
+    discard_failed: bool = True,
 ) -> bool:
     """Switch `current` to `key` (when it points elsewhere), restart on any change, and wait for
-    the answer, switching back on failure. Returns whether the unit restarts."""
+    the answer, switching back on failure. Returns whether the unit restarts.
+
+    A deploy discards a new version that failed (`discard_failed`); a rollback keeps the earlier
+    version it could not start, which the record still names."""
     previous = previous_key(installed, key)
     switch: list[Any] = []
     if installed.current != key:
@@ -206,7 +253,14 @@ def switch_and_prove(
     if changed or not snap.taken:  # as run_unit's reload: not added where it would skip itself
         server.shell(
             name=f"Wait for {ready.label} on {ready.path}",
-            commands=[wait_command(cfg, ready, rollback)],
+            commands=[
+                wait_command(
+                    cfg,
+                    ready,
+                    rollback,
+                    layout.version_dir(key) if rollback and discard_failed else None,
+                )
+            ],
             _if=lambda: changed,
         )
     return changed
@@ -259,15 +313,38 @@ def deployed(cfg: HostConfig, version: str, key: str) -> Deployed:
     )
 
 
-def write_state(new: dict[str, EngineState], note: str) -> Any:
+def write_state(new: dict[str, EngineState], note: str, path: str = STATE_PATH, **how: Any) -> Any:
+    """Upload the record to `path` (a POSIX host; `how` adds pyinfra arguments, like sudo)."""
     return files.put(
-        name=f"Record {note} in {STATE_PATH}",
+        name=f"Record {note} in {path}",
         src=StringIO(render_state(new)),
-        dest=STATE_PATH,
+        dest=path,
         user="root",
-        group="root",
+        group=how.pop("group", "root"),
         mode="644",
+        **how,
     )
+
+
+def record_serving(
+    cfg: HostConfig,
+    now_serving: Deployed,
+    text: str | None,
+    write: Callable[[dict[str, EngineState], str], Any],
+) -> None:
+    """Record what serves for a runtime without version folders to switch or prune (compose,
+    launchd, a Windows service): `text` is the record read from the host, `write` uploads the new
+    one, called only when it changed so a re-run is a no-op."""
+    path = state_path(cfg.os)
+    try:
+        state = parse_state(text, path)
+    except StateError as exc:
+        raise UpgradeError(f"{cfg.name}: {exc}") from exc
+    new = record_deploy(state, now_serving, cfg.settings.keep_versions)
+    if new is None:
+        host.noop(f"{path} already records {cfg.engine} {now_serving.key}")
+    else:
+        write(new, f"{cfg.engine} {now_serving.key}")
 
 
 def record_and_prune(

@@ -80,7 +80,8 @@ from llmprov.matrix_cache import current_matrix
 
 # Without --enforce-eager vLLM compiles its graphs on every start (110-170 s on two cores).
 READY_TIMEOUT_S = 900
-READY_TIMEOUT_EAGER_S = 300
+# Eager start-up took up to 289 s to answer on a loaded two-core host (2026-12-02): twice that.
+READY_TIMEOUT_EAGER_S = 600
 
 
 class VllmDeployError(DeployFailed):
@@ -121,7 +122,7 @@ def resolve_for_host(cfg: HostConfig) -> VllmEnv:
         )
     except (NoCompatibleBuild, MatrixDataError) as exc:
         raise VllmDeployError(f"{cfg.name}: vllm: {exc}") from exc
-    return VllmEnv(resolution, count)
+    return VllmEnv(resolution, count, tuple(cfg.settings.vllm.extra_packages))
 
 
 def install_system_packages(cfg: HostConfig, from_controller: bool = False) -> list[Any]:

@@ -6,7 +6,8 @@ import shlex
 
 from pyinfra.api.facts import FactBase
 
-from llmprov.core.upgrade import STATE_PATH, InstallState, parse_install_state
+from llmprov.core.render import escape
+from llmprov.core.upgrade import STATE_PATH, WINDOWS_STATE_PATH, InstallState, parse_install_state
 
 
 class InstalledVersions(FactBase[InstallState]):
@@ -37,6 +38,17 @@ class StateRecord(FactBase[str | None]):
     def command(self, path: str = STATE_PATH) -> str:
         p = shlex.quote(path)
         return f"if [ -f {p} ]; then cat {p}; fi"
+
+    def process(self, output: list[str]) -> str | None:
+        return "\n".join(output) if output else None
+
+
+class WinStateRecord(FactBase[str | None]):
+    """The text of the state record on a Windows host, or None where no deploy has written it."""
+
+    def command(self, path: str = WINDOWS_STATE_PATH) -> str:
+        p = escape.powershell_quote(path, multiline=True)
+        return f"if (Test-Path -LiteralPath {p}) {{ Get-Content -LiteralPath {p} -Raw }}"
 
     def process(self, output: list[str]) -> str | None:
         return "\n".join(output) if output else None

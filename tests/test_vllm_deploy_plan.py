@@ -133,9 +133,7 @@ def test_a_fresh_host_gets_the_controllers_wheels_and_no_tools_venv(
     assert [name for name in plan.names if name in order] == order
     # Nothing fetched by the host itself: no pip, no tools venv, nothing removed afterwards.
     assert not [n for n in plan.names if n.startswith(("Install uv", "Remove the CUDA"))]
-    assert [(env.key, machine, glibc) for env, machine, glibc in sent] == [
-        (KEY, "x86_64", (2, 36))
-    ]
+    assert [(env.key, machine, glibc) for env, machine, glibc in sent] == [(KEY, "x86_64", (2, 36))]
     commands = "\n".join(str(c) for op in plan.ops for c in op.commands)
     assert "python3-venv" not in commands and "libnuma1" in commands
     assert "--offline --no-index" in commands and "--require-hashes" in commands

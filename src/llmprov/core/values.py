@@ -9,7 +9,6 @@ from pathlib import PurePosixPath, PureWindowsPath
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from pydantic import AfterValidator, BeforeValidator, Field
 
@@ -131,6 +130,9 @@ def normalize_requirement(value: str) -> str:
             "must be a package name with optional [extras] and version specifiers, like "
             f"'bitsandbytes>=0.46' (no URL, path or ';' marker), got {value!r}"
         )
+    # Imported here: only hosts with extra packages need the requirement parser (start-up time).
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         req = Requirement(value)
     except InvalidRequirement as exc:
@@ -142,6 +144,8 @@ def normalize_requirement(value: str) -> str:
 
 def requirement_name(value: str) -> str:
     """The canonical project name of a requirement normalize_requirement accepted."""
+    from packaging.requirements import Requirement
+
     return canonicalize_name(Requirement(value).name)
 
 

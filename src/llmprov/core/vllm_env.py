@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from packaging.requirements import Requirement
 from packaging.version import InvalidVersion, Version
 
 from llmprov.core.config import MirrorSettings
@@ -415,6 +414,8 @@ print(TAG + json.dumps(out))
 
 
 def probe_argv(env: VllmEnv) -> list[str]:
+    from packaging.requirements import Requirement  # only where a probe is built (start-up time)
+
     return [
         "env", "VLLM_NO_USAGE_STATS=1", "DO_NOT_TRACK=1", "HF_HUB_OFFLINE=1",
         env.python, "-c", PROBE_SCRIPT, env.resolution.package,
@@ -450,6 +451,8 @@ def _extras_faults(probe: Mapping[str, Any], env: VllmEnv) -> list[str]:
     found = probe.get("extras")
     found = found if isinstance(found, dict) else {}
     faults: list[str] = []
+    from packaging.requirements import Requirement  # only where a probe is read (start-up time)
+
     for text in env.extras:
         req = Requirement(text)
         version = found.get(req.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,73 @@ def test_a_wheel_whose_digest_differs_is_refused_and_not_kept(tmp_path: Path) ->
     lock = WheelLock("k", (locked(a, sha="0" * 64),))
     with pytest.raises(wheel_cache.WheelCacheError, match="does not match"):
         wheel_cache.fetch(lock, tmp_path / "cache")
-    assert list(wheel_cache.files_dir(tmp_path / "cache").iterdir()) == []
+    assert [p for p in wheel_cache.files_dir(tmp_path / "cache").rglob("*")] == []
+
+
+def test_a_wheel_rebuilt_under_its_name_is_a_new_file_not_the_cached_one(tmp_path: Path) -> None:
+    """A find-links mirror rebuilt a wheel: same name, other bytes. The cache keeps both by
+    digest and answers each lock with its own bytes (it once answered by name, and uv on the host
+    then refused the stale copy on every run)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    root = tmp_path / "cache"
+    first = make_wheel(src, "alpha", "1.0")
+    old = wheel_cache.fetch(WheelLock("k1", (locked(first),)), root)[first.name]
+    old_bytes = first.read_bytes()
+    with zipfile.ZipFile(first, "a") as z:
+        z.writestr("alpha/extra.py", "x = 1\n")
+    new = wheel_cache.fetch(WheelLock("k2", (locked(first),)), root)[first.name]
+    assert new != old and new.name == old.name == first.name
+    assert new.read_bytes() == first.read_bytes() != old_bytes == old.read_bytes()
+
+
+def test_a_stored_lock_the_source_no_longer_matches_is_resolved_again_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    whl = make_wheel(src, "alpha", "1.0")
+    calls: list[str] = []
+
+    def report(requirements: Any, target: Any, sources: Any) -> dict[str, Any]:
+        digest = hashlib.sha256(whl.read_bytes()).hexdigest()
+        calls.append(digest)
+        info = {"url": whl.as_uri(), "archive_info": {"hashes": {"sha256": digest}}}
+        return {
+            "install": [{"metadata": {"name": "alpha", "version": "1.0"}, "download_info": info}]
+        }
+
+    monkeypatch.setattr(wheel_cache, "_pip_report", report)
+    sources = Sources("https://pypi.org/simple")
+    lock, _ = wheel_cache.resolve_and_fetch(["alpha==1.0"], HOST, sources, tmp_path / "c")
+    with zipfile.ZipFile(whl, "a") as z:
+        z.writestr("alpha/extra.py", "x = 1\n")
+    # While the cache holds the locked bytes, the lock and its wheel agree and are used as they are.
+    assert wheel_cache.resolve_and_fetch(["alpha==1.0"], HOST, sources, tmp_path / "c")[0] == lock
+    assert len(calls) == 1
+    shutil.rmtree(wheel_cache.files_dir(tmp_path / "c"))  # the bound evicted the wheel
+    again, paths = wheel_cache.resolve_and_fetch(["alpha==1.0"], HOST, sources, tmp_path / "c")
+    assert len(calls) == 2 and again.key == lock.key
+    assert again.wheels[0].sha256 == hashlib.sha256(whl.read_bytes()).hexdigest() != calls[0]
+    assert paths[whl.name].read_bytes() == whl.read_bytes()
+    # A lock resolved just now that the source contradicts is an error, not a loop.
+    monkeypatch.setattr(
+        wheel_cache,
+        "_pip_report",
+        lambda *a: {
+            "install": [
+                {
+                    **report(*a)["install"][0],
+                    "download_info": {
+                        "url": whl.as_uri(),
+                        "archive_info": {"hashes": {"sha256": "0" * 64}},
+                    },
+                }
+            ]
+        },
+    )
+    with pytest.raises(wheel_cache.WheelDigestMismatch):
+        wheel_cache.resolve_and_fetch(["beta==1.0"], HOST, sources, tmp_path / "c")
 
 
 def test_a_stored_lock_is_reused_and_an_unreadable_one_resolved_again(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import tarfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,19 +14,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmprov.core.wheel_lock import (
+    DIGEST_SUFFIX,
+    HostWheel,
     LockedWheel,
     Sources,
     Target,
     WheelLock,
     WheelLockError,
+    listing_argv,
     lock_from_report,
     lock_key,
     missing_on_host,
     parse_listing,
     parse_python_version,
     safe_filename,
+    tar_members,
     tar_stream,
 )
+from llmprov.deploy.wheel_transfer import untar_argv
 from llmprov.wheel_cache import stream_reader
 
 HOST = Target((3, 11), "x86_64", (2, 36))
@@ -180,17 +187,71 @@ def test_only_plain_wheel_names_can_land_in_the_hosts_folder(name: str) -> None:
 # ---------------------------------------------------------------- what the host lacks
 
 
-def test_the_host_is_sent_what_it_lacks_or_holds_at_another_size() -> None:
-    lock = WheelLock("k", (wheel("a"), wheel("b"), wheel("c")))
+def test_the_host_is_sent_what_it_lacks_or_holds_at_another_size_or_digest() -> None:
+    lock = WheelLock("k", (wheel("a"), wheel("b"), wheel("c"), wheel("d"), wheel("e")))
     sizes = {w.filename: 10 for w in lock.wheels}
-    present = {wheel("a").filename: 10, wheel("b").filename: 7, "other-1-py3-none-any.whl": 3}
-    assert [w.name for w in missing_on_host(lock, present, sizes)] == ["b", "c"]
-    assert missing_on_host(lock, sizes, sizes) == []
+    sha = {w.name: w.sha256 for w in lock.wheels}
+    present = {
+        wheel("a").filename: HostWheel(10, sha["a"]),
+        wheel("b").filename: HostWheel(7, sha["b"]),  # another size
+        wheel("d").filename: HostWheel(10, "f" * 64),  # same name and size, other bytes
+        wheel("e").filename: HostWheel(10, None),  # no digest recorded (an older llmprov)
+        "other-1-py3-none-any.whl": HostWheel(3, "0" * 64),
+    }
+    assert [w.name for w in missing_on_host(lock, present, sizes)] == ["b", "c", "d", "e"]
+    complete = {w.filename: HostWheel(10, w.sha256) for w in lock.wheels}
+    assert missing_on_host(lock, complete, sizes) == []
 
 
-def test_the_listing_is_read_as_sizes_by_name() -> None:
-    lines = ["123 a-1-py3-none-any.whl", "", "garbage", "7 b c.whl", "x y"]
-    assert parse_listing(lines) == {"a-1-py3-none-any.whl": 123, "b c.whl": 7}
+def test_the_listing_is_read_as_sizes_and_recorded_digests_by_name() -> None:
+    lines = [
+        "123 a-1-py3-none-any.whl",
+        "",
+        "garbage",
+        "7 b c.whl",
+        "x y",
+        "a-1-py3-none-any.whl.sha256:" + "a" * 64,
+        "b c.whl.sha256:not-a-digest",
+        "gone-1-py3-none-any.whl.sha256:" + "c" * 64,  # a record without its wheel
+    ]
+    assert parse_listing(lines) == {
+        "a-1-py3-none-any.whl": HostWheel(123, "a" * 64),
+        "b c.whl": HostWheel(7, None),
+    }
+
+
+def test_the_listing_command_reads_what_a_sent_tar_left(tmp_path: Path) -> None:
+    """The real shell, find, grep and tar: a wheel sent over an older copy of the same name ends
+    with the new bytes and the new digest, and the listing reads exactly that back."""
+    folder = tmp_path / "wheels"
+    old = wheel("a")
+    new = LockedWheel(old.name, old.version, old.filename, old.url, "e" * 64)
+    for sent, data in ((old, b"old bytes!"), (new, b"new bytes!")):
+        members = tar_members([sent], {sent.filename: len(data)}, lambda n, d=data: [d])
+        blob = b"".join(tar_stream(members))
+        subprocess.run(["mkdir", "-p", str(folder)], check=True)
+        subprocess.run([*untar_argv(str(folder))], input=blob, check=True)
+    out = subprocess.run(listing_argv(str(folder)), capture_output=True, text=True, check=True)
+    assert parse_listing(out.stdout.splitlines()) == {old.filename: HostWheel(10, "e" * 64)}
+    assert (folder / old.filename).read_bytes() == b"new bytes!"
+    lock = WheelLock("k", (new,))
+    assert missing_on_host(lock, parse_listing(out.stdout.splitlines()), {old.filename: 10}) == []
+
+
+def test_a_transfer_cut_after_a_wheel_leaves_no_digest_beside_it(tmp_path: Path) -> None:
+    """The empty record goes first: a stream that stops inside the wheel leaves the wheel
+    without a digest, so the next run sends it again."""
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    w = wheel("a")
+    (folder / w.filename).write_bytes(b"0123456789")
+    (folder / (w.filename + DIGEST_SUFFIX)).write_text("d" * 64 + "\n")
+    members = tar_members([w], {w.filename: 4096}, lambda n: [b"x" * 4096])
+    blob = b"".join(tar_stream(members))
+    cut = blob[: 512 * 3 + 1024]  # the empty record, then the wheel's header and part of its data
+    subprocess.run(untar_argv(str(folder)), input=cut, capture_output=True, check=False)
+    out = subprocess.run(listing_argv(str(folder)), capture_output=True, text=True, check=True)
+    assert parse_listing(out.stdout.splitlines())[w.filename].sha256 is None
 
 
 # ---------------------------------------------------------------- the tar stream
@@ -258,3 +319,20 @@ def test_plain_http_sources_are_trusted_for_pip_as_uv_trusts_them() -> None:
         "mirror.lan:3141",
     ]
     assert "--trusted-host" not in PYPI.pip_args()
+
+
+digests = st.none() | st.text("0123456789abcdef", min_size=64, max_size=64)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    held=st.dictionaries(names, st.tuples(st.integers(0, 10**10), digests), max_size=6),
+    order=st.randoms(use_true_random=False),
+)
+def test_any_listing_reads_back_the_sizes_and_digests_it_shows(
+    held: dict[str, tuple[int, str | None]], order: Any
+) -> None:
+    lines = [f"{size} {name}" for name, (size, _) in held.items()]
+    lines += [f"{name}{DIGEST_SUFFIX}:{d}" for name, (_, d) in held.items() if d is not None]
+    order.shuffle(lines)
+    assert parse_listing(lines) == {n: HostWheel(s, d) for n, (s, d) in held.items()}

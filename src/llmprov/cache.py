@@ -75,7 +75,7 @@ CACHE_AREAS: tuple[tuple[str, int], ...] = (
     ("llamacpp-bin", 1),
     ("llamacpp-src", 1),
     ("build", 1),
-    ("wheels/files", 1),  # the wheels hosts are sent (llmprov.wheel_cache), one entry each
+    ("wheels/files", 1),  # the wheels hosts are sent (llmprov.wheel_cache), a folder per digest
     ("wheels/locks", 1),
 )
 DEFAULT_CACHE_BYTES = 20 * 1024**3

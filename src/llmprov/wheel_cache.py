@@ -2,8 +2,9 @@
 
 A lock is resolved with pip for the host's interpreter and platform (not the controller's) from the
 sources the host would use, and kept under the cache by its key. Its wheels are downloaded side by
-side, each checked against the sha256 the index states, into one folder shared by every lock, so a
-wheel two environments share is fetched once.
+side, each checked against the sha256 the index states, into `files/<sha256>/<name>`, shared by
+every lock: a wheel two environments share is fetched once, and a name whose bytes changed at the
+source (a rebuilt wheel on a find-links mirror) is a new file, never the old one under its name.
 """
 
 from __future__ import annotations
@@ -46,12 +47,21 @@ class WheelCacheError(Exception):
     """A lock could not be resolved or a wheel not fetched; the message says which and why."""
 
 
+class WheelDigestMismatch(WheelCacheError):
+    """A downloaded wheel is not the bytes the lock names."""
+
+
 def wheels_dir(root: Path) -> Path:
     return root / "wheels"
 
 
 def files_dir(root: Path) -> Path:
     return wheels_dir(root) / "files"
+
+
+def wheel_path(root: Path, wheel: LockedWheel) -> Path:
+    """Where the cache keeps a wheel: by its digest, then its name."""
+    return files_dir(root) / wheel.sha256 / wheel.filename
 
 
 def _once(key: str) -> threading.Lock:
@@ -68,13 +78,48 @@ def resolve(
     exclude: Sequence[str] = (),
 ) -> WheelLock:
     """The lock for these requirements on `target`, from the cache or resolved now with pip."""
+    return _resolve(requirements, target, sources, root, exclude)[0]
+
+
+def resolve_and_fetch(
+    requirements: Sequence[str],
+    target: Target,
+    sources: Sources,
+    root: Path,
+    exclude: Sequence[str] = (),
+) -> tuple[WheelLock, dict[str, Path]]:
+    """The lock and its wheels in the cache. A stored lock whose wheel the source now serves with
+    other bytes (a mirror rebuilt it under the same name) is resolved again, once."""
+    lock, fresh = _resolve(requirements, target, sources, root, exclude)
+    try:
+        return lock, fetch(lock, root)
+    except WheelDigestMismatch:
+        if fresh:
+            raise
+    _lock_path(root, lock.key).unlink(missing_ok=True)
+    lock, _ = _resolve(requirements, target, sources, root, exclude)
+    return lock, fetch(lock, root)
+
+
+def _lock_path(root: Path, key: str) -> Path:
+    return wheels_dir(root) / "locks" / f"{key}.json"
+
+
+def _resolve(
+    requirements: Sequence[str],
+    target: Target,
+    sources: Sources,
+    root: Path,
+    exclude: Sequence[str],
+) -> tuple[WheelLock, bool]:
+    """The lock, and whether it was resolved now (False: read from the cache)."""
     _check_controller(target)
     key = lock_key(requirements, exclude, target, sources)
-    path = wheels_dir(root) / "locks" / f"{key}.json"
+    path = _lock_path(root, key)
     with _once(f"lock:{key}"):
         if path.is_file():
             try:
-                return WheelLock.from_json(path.read_text())
+                return WheelLock.from_json(path.read_text()), False
             except WheelLockError:
                 pass  # resolved again below, and the bad file replaced
         report = _pip_report(requirements, target, sources)
@@ -84,7 +129,7 @@ def resolve(
             raise WheelCacheError(f"{', '.join(requirements)}: {exc}") from exc
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(path, lock.to_json().encode())
-        return lock
+        return lock, True
 
 
 def _check_controller(target: Target) -> None:
@@ -136,23 +181,25 @@ def fetch(lock: WheelLock, root: Path) -> dict[str, Path]:
     folder = files_dir(root)
     folder.mkdir(parents=True, exist_ok=True)
     wanted = {w.filename: w for w in lock.wheels}
-    todo = [w for w in wanted.values() if not (folder / w.filename).is_file()]
+    todo = [w for w in wanted.values() if not wheel_path(root, w).is_file()]
     if todo:
         with (
             httpx.Client(timeout=httpx.Timeout(60.0), follow_redirects=True) as http,
             ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS) as pool,
         ):
             # list() re-raises the first download's error here.
-            list(pool.map(lambda w: _fetch_one(w, folder, http), todo))
-    return {name: folder / name for name in wanted}
+            list(pool.map(lambda w: _fetch_one(w, root, http), todo))
+    return {name: wheel_path(root, w) for name, w in wanted.items()}
 
 
-def _fetch_one(wheel: LockedWheel, folder: Path, http: httpx.Client) -> None:
-    target = folder / wheel.filename
-    with _once(f"file:{wheel.filename}"):
+def _fetch_one(wheel: LockedWheel, root: Path, http: httpx.Client) -> None:
+    target = wheel_path(root, wheel)
+    with _once(f"file:{wheel.sha256}"):
         if target.is_file():
             return
-        fd, part = tempfile.mkstemp(dir=folder, prefix=f".{wheel.filename}.", suffix=".part")
+        fd, part = tempfile.mkstemp(
+            dir=files_dir(root), prefix=f".{wheel.filename}.", suffix=".part"
+        )
         digest = hashlib.sha256()
         try:
             with os.fdopen(fd, "wb") as out:
@@ -160,10 +207,11 @@ def _fetch_one(wheel: LockedWheel, folder: Path, http: httpx.Client) -> None:
                     digest.update(chunk)
                     out.write(chunk)
             if digest.hexdigest() != wheel.sha256:
-                raise WheelCacheError(
+                raise WheelDigestMismatch(
                     f"{wheel.filename}: sha256 {digest.hexdigest()} does not match the "
                     f"index's {wheel.sha256} ({wheel.url})"
                 )
+            target.parent.mkdir(exist_ok=True)
             os.replace(part, target)
         finally:
             if os.path.exists(part):

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 import tarfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -196,23 +196,75 @@ def lock_from_report(report: Mapping[str, Any], key: str, exclude: Iterable[str]
     return WheelLock(key, _checked(tuple(wheels)))
 
 
+# Beside each wheel on a host: `<wheel>.sha256`, its digest, written after the wheel by the same
+# tar stream. A file name alone does not name bytes: a private mirror or a rebuilt local wheel can
+# give one name other contents, and uv would then refuse the host's copy on every later run.
+DIGEST_SUFFIX = ".sha256"
+
+
+@dataclass(frozen=True)
+class HostWheel:
+    """A wheel in the host's folder: its size, and the digest recorded beside it (None: none)."""
+
+    size: int
+    sha256: str | None = None
+
+
 def missing_on_host(
-    lock: WheelLock, present: Mapping[str, int], sizes: Mapping[str, int]
+    lock: WheelLock, present: Mapping[str, HostWheel], sizes: Mapping[str, int]
 ) -> list[LockedWheel]:
-    """The lock's wheels a host lacks: absent, or of another size than the controller's copy.
+    """The lock's wheels a host lacks: absent, of another size than the controller's copy, or
+    recorded with another digest than the lock's (or none)."""
+    return [
+        w
+        for w in lock.wheels
+        if present.get(w.filename) != HostWheel(sizes.get(w.filename, -1), w.sha256)
+    ]
 
-    A same-sized file with other bytes is caught by uv's hash check on the host, which refuses it.
-    """
-    return [w for w in lock.wheels if present.get(w.filename) != sizes.get(w.filename)]
+
+def listing_argv(folder: str) -> list[str]:
+    """One command that prints every wheel in `folder` as `<size> <name>` and every recorded
+    digest as `<name>.sha256:<hex>` (grep -H); the folder is made if it is missing."""
+    script = (
+        'mkdir -p "$1" && cd "$1" && find . -maxdepth 1 -name "*.whl" -printf "%s %f\\n" && '
+        "{ grep -sH . -- *.whl" + DIGEST_SUFFIX + " || true; }"
+    )
+    return ["sh", "-c", script, "sh", folder]
 
 
-def parse_listing(lines: Iterable[str]) -> dict[str, int]:
-    """`<size> <name>` lines (find -printf '%s %f\\n') as {name: size}; other lines are skipped."""
-    out: dict[str, int] = {}
+def parse_listing(lines: Iterable[str]) -> dict[str, HostWheel]:
+    """`listing_argv`'s output as {name: HostWheel}; other lines are skipped, and a digest that is
+    not 64 hex digits counts as none."""
+    sizes: dict[str, int] = {}
+    digests: dict[str, str] = {}
+    marker = ".whl" + DIGEST_SUFFIX + ":"
     for line in lines:
-        size, _, name = line.strip().partition(" ")
+        line = line.strip()
+        if marker in line:
+            record, _, digest = line.partition(marker)
+            if _SHA256.match(digest):
+                digests[record + ".whl"] = digest
+            continue
+        size, _, name = line.partition(" ")
         if size.isdigit() and name:
-            out[name] = int(size)
+            sizes[name] = int(size)
+    return {name: HostWheel(size, digests.get(name)) for name, size in sizes.items()}
+
+
+def tar_members(
+    wheels: Sequence[LockedWheel],
+    sizes: Mapping[str, int],
+    chunks: Callable[[str], Iterable[bytes]],
+) -> list[tuple[str, int, Iterable[bytes]]]:
+    """The members that send `wheels` to a host: for each, an empty digest record first (so a
+    transfer cut short never leaves an old digest beside new bytes), the wheel, then its digest.
+    Tar replaces a file when a later member has its name."""
+    out: list[tuple[str, int, Iterable[bytes]]] = []
+    for w in wheels:
+        record = w.filename + DIGEST_SUFFIX
+        line = f"{w.sha256}\n".encode()
+        out += [(record, 0, ()), (w.filename, sizes[w.filename], chunks(w.filename))]
+        out.append((record, len(line), (line,)))
     return out
 
 
@@ -228,7 +280,8 @@ def tar_stream(files: Sequence[tuple[str, int, Iterable[bytes]]]) -> Iterator[by
     rather than write a tar that unpacks wrong.
     """
     for name, size, chunks in files:
-        info = tarfile.TarInfo(safe_filename(name))
+        wheel_name = name.removesuffix(DIGEST_SUFFIX)
+        info = tarfile.TarInfo(safe_filename(wheel_name) + name[len(wheel_name) :])
         info.size = size
         info.mode = 0o644
         yield info.tobuf(format=tarfile.PAX_FORMAT)

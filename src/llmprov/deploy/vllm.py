@@ -59,9 +59,11 @@ from llmprov.core.vllm_env import (
 from llmprov.core.wheel_lock import (
     Target,
     WheelLockError,
+    listing_argv,
     missing_on_host,
     parse_listing,
     parse_python_version,
+    tar_members,
     tar_stream,
 )
 from llmprov.deploy.common import engine_dirs, service_user, upload
@@ -199,7 +201,7 @@ def send_wheels(env: VllmEnv, mirror: MirrorSettings, machine: str, glibc: tuple
     """Run inside a deploy (python.call): the environment's wheels and uv's, resolved and fetched
     once on the controller for every host, and what this host lacks sent in one tar stream."""
     from llmprov.cache import cache_root
-    from llmprov.wheel_cache import WheelCacheError, fetch, read_chunks, resolve
+    from llmprov.wheel_cache import WheelCacheError, read_chunks, resolve_and_fetch
 
     version = _run(
         [SYSTEM_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], "python3"
@@ -207,37 +209,27 @@ def send_wheels(env: VllmEnv, mirror: MirrorSettings, machine: str, glibc: tuple
     root = cache_root()
     try:
         target = Target(parse_python_version(version), machine, glibc)
-        locks = [
-            resolve(
+        fetched = [
+            resolve_and_fetch(
                 locked_requirements(env),
                 target,
                 lock_sources(env, mirror),
                 root,
                 locked_exclude(env),
             ),
-            resolve([f"uv=={UV_VERSION}"], target, uv_sources(mirror), root),
+            resolve_and_fetch([f"uv=={UV_VERSION}"], target, uv_sources(mirror), root),
         ]
-        paths = {name: path for lock in locks for name, path in fetch(lock, root).items()}
     except (WheelCacheError, WheelLockError) as exc:
         raise DeployFailed(f"{host.name}: vllm.wheels_from_controller: {exc}") from exc
-    listing = _run(
-        [
-            "sh",
-            "-c",
-            'mkdir -p "$1" && find "$1" -maxdepth 1 -name "*.whl" -printf "%s %f\\n"',
-            "sh",
-            HOST_WHEELS_DIR,
-        ],
-        f"listing {HOST_WHEELS_DIR}",
-    )
+    locks = [lock for lock, _ in fetched]
+    paths = {name: path for _, found in fetched for name, path in found.items()}
+    listing = _run(listing_argv(HOST_WHEELS_DIR), f"listing {HOST_WHEELS_DIR}")
     sizes = {name: path.stat().st_size for name, path in paths.items()}
     present = parse_listing(listing.splitlines())
     missing = [w for lock in locks for w in missing_on_host(lock, present, sizes)]
     if missing:
         send_tar(
-            lambda: tar_stream(
-                [(w.filename, sizes[w.filename], read_chunks(paths[w.filename])) for w in missing]
-            ),
+            lambda: tar_stream(tar_members(missing, sizes, lambda n: read_chunks(paths[n]))),
             HOST_WHEELS_DIR,
         )
     if not host.put_file(StringIO(locks[0].requirements_txt()), lock_file(env), **_sudo_args()):

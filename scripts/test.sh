@@ -9,6 +9,6 @@ bash scripts/setup.sh
 .venv/bin/ruff format --check src tests deploys inventories benchmarks
 .venv/bin/mypy
 if [ "$#" -eq 0 ]; then
-  set -- -m "not gpu"
+  set -- -m "not gpu" --durations=30
 fi
 exec .venv/bin/pytest "$@"

@@ -142,22 +142,23 @@ def load_pyinfra_inventory(path: Path, groups: dict[str, Any] | None = None) -> 
             mock.patch.object(cli_inventory, "_get_groups_from_filename", checked_groups),
         ):
             return cli_inventory.make_inventory_from_files(str(path.resolve()))
-    except InventoryError:
+    except (InventoryError, KeyboardInterrupt):
         raise
-    except KeyboardInterrupt:
-        raise
-    except SystemExit as exc:
-        raise InventoryError([_exit_error(path, exc)]) from None
     except BaseException as exc:
         # pyinfra wraps what the user's code raised in its own error.
-        cause = exc.__cause__ or exc.__context__ or exc
-        if isinstance(cause, SystemExit):
-            raise InventoryError([_exit_error(path, cause)]) from None
-        raise InventoryError([_python_error(path, cause)]) from None
+        raise _load_error(path, exc, unwrap=True) from None
 
 
-def _exit_error(path: Path, exc: SystemExit) -> FieldError:
-    return FieldError(str(path), "load", f"the inventory file called exit({exc.code!r})")
+def _load_error(path: Path, exc: BaseException, unwrap: bool = False) -> InventoryError:
+    """What running an inventory file raised (exit() included), as one error naming the file;
+    `unwrap`: the exception is pyinfra's wrapper around the one the user's code raised."""
+    if unwrap and not isinstance(exc, SystemExit):
+        exc = exc.__cause__ or exc.__context__ or exc
+    if isinstance(exc, SystemExit):
+        error = FieldError(str(path), "load", f"the inventory file called exit({exc.code!r})")
+    else:
+        error = _python_error(path, exc)
+    return InventoryError([error])
 
 
 def _parse_or_none(filename: str) -> ast.Module | None:
@@ -194,14 +195,10 @@ def read_inventory(path: Path) -> inventory_file.InventoryFile:
         raise InventoryError([FieldError(str(path), "path", "inventory file not found")])
     try:
         return _read_inventory(path)
-    except InventoryError:
+    except (InventoryError, KeyboardInterrupt):
         raise
-    except KeyboardInterrupt:
-        raise
-    except SystemExit as exc:
-        raise InventoryError([_exit_error(path, exc)]) from None
     except BaseException as exc:
-        raise InventoryError([_python_error(path, exc)]) from None
+        raise _load_error(path, exc) from None
 
 
 def load_inventory(

@@ -175,6 +175,68 @@ def test_a_kept_alive_connection_the_server_drops_is_retried_by_the_bench() -> N
     assert asyncio.run(go()) == ([True, True, True], 3)
 
 
+def answer_once_then_drop(answer: bytes) -> Handler:
+    """Answers a connection's first request (after a moment, so concurrent requests open
+    connections of their own), then reads the next and closes without a byte: a kept-alive
+    connection closed by the server just as the client reuses it, every time."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(0.05)
+        writer.write(answer)
+        await writer.drain()
+        await read_request(reader)
+
+    return handler
+
+
+def test_every_idle_connection_the_server_closed_is_replaced_by_a_new_one() -> None:
+    """Three idle connections, each closed by the server as it is reused: every request still
+    gets its answer, each retried on a new connection (never on the next stale one)."""
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
+    async def go() -> tuple[list[tuple[int, bytes]], int]:
+        server, url, connections = await serve(answer_once_then_drop(answer))
+        async with server, httpx.AsyncClient(transport=LeanTransport(), timeout=5) as client:
+            first = await asyncio.gather(*(get(url, client) for _ in range(3)))
+            assert len(connections) == 3
+            after = [await get(url, client) for _ in range(3)]
+            return [*first, *after], len(connections)
+
+    assert asyncio.run(go()) == ([(200, b"ok")] * 6, 6)
+
+
+def test_a_new_connection_closed_without_an_answer_is_an_error_not_a_loop() -> None:
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+
+    async def go() -> int:
+        server, url, connections = await serve(drop)
+        async with server:
+            with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+                await get(url)
+        return len(connections)
+
+    assert asyncio.run(go()) == 1
+
+
+def test_a_bench_level_after_idle_connections_were_closed_loses_no_request() -> None:
+    """What a CI run met behind an SSH tunnel: several kept-alive connections closed by
+    llama-server at once; one retry that took the next stale connection failed the request."""
+    body = b"data: " + json.dumps({"choices": [{"delta": {"content": "hi"}}]}).encode()
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s\n\n" % (len(body) + 2, body)
+    config = BenchConfig(model="m", max_tokens=1)
+
+    async def go() -> tuple[list[bool], int]:
+        server, url, connections = await serve(answer_once_then_drop(answer))
+        async with server, open_async_client(url, 3) as client:
+            first = await asyncio.gather(*(send_request(client, config, []) for _ in range(3)))
+            later = [await send_request(client, config, []) for _ in range(2)]
+            return [r.ok for r in [*first, *later]], len(connections)
+
+    assert asyncio.run(go()) == ([True] * 5, 5)
+
+
 def test_a_level_against_the_fixed_rate_stand_in_counts_every_token() -> None:
     config = BenchConfig(model="smollm2", requests=24, max_tokens=12)
 

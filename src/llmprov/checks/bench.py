@@ -270,8 +270,9 @@ async def send_request(
         return RequestRecord(ok=False, start_s=start, end_s=time.perf_counter(), error=error)
 
     # A server may close an idle keep-alive connection just as the client reuses it (llama-server's
-    # HTTP library closes one after a few requests): the request then fails before any answer. That
-    # request never reached the server, so it is sent once more on a fresh connection.
+    # HTTP library closes one after a few requests): the request then fails before any answer.
+    # The lean transport sends it again on a new connection itself; this second attempt covers
+    # any other transport.
     for attempt in (1, 2):
         answered = False
         try:

@@ -23,6 +23,15 @@ MAX_HEAD = 64 * 1024
 HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 
+class _NoAnswer(Exception):
+    """The connection ended (closed or reset) before a byte of the response; `error` is what a
+    caller is told when a retry is not possible."""
+
+    def __init__(self, error: httpx.TransportError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection: reads land in a list, and a reader waits for more.
 
@@ -305,21 +314,38 @@ class LeanTransport(httpx.AsyncBaseTransport):
         key = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
         read_timeout: float | None = timeouts.get("read")
-        idle = self._idle.get(key)
-        conn = None
-        while idle:
-            candidate = idle.pop()
-            if candidate.reusable:
-                conn = candidate
-                break
-            candidate.close()
-        if conn is None:
-            conn = await self._connect(key, timeouts.get("connect"))
+        conn = self._pooled(key)
+        if conn is not None:
+            try:
+                return await self._exchange(request, key, conn, read_timeout)
+            except _NoAnswer:
+                # The server closed this kept-alive connection as it was reused (llama-server's
+                # HTTP library closes idle ones after 5 s): not a byte came back, so the request
+                # goes once more on a new connection. Other idle ones may be closed alike: the
+                # retry never takes one from the pool.
+                conn.close()
+            except BaseException:
+                conn.close()
+                raise
+        conn = await self._connect(key, timeouts.get("connect"))
         try:
             return await self._exchange(request, key, conn, read_timeout)
+        except _NoAnswer as exc:
+            conn.close()
+            raise exc.error from None
         except BaseException:
             conn.close()
             raise
+
+    def _pooled(self, key: tuple[str, str, int]) -> _Connection | None:
+        """An idle connection to `key` not known to be closed, or None."""
+        idle = self._idle.get(key)
+        while idle:
+            candidate = idle.pop()
+            if candidate.reusable:
+                return candidate
+            candidate.close()
+        return None
 
     async def _exchange(
         self,
@@ -333,8 +359,10 @@ class LeanTransport(httpx.AsyncBaseTransport):
         lines += [b"%s: %s" % pair for pair in request.headers.raw]
         assert conn.transport is not None
         conn.transport.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+        first = True
         while True:
-            version, status, reason, headers, rest = await _read_head(conn, read_timeout)
+            version, status, reason, headers, rest = await _read_head(conn, read_timeout, first)
+            first = False
             # 1xx answers (100 Continue, 103 Early Hints) come before the real one.
             if not 100 <= status < 200:
                 break
@@ -369,9 +397,10 @@ class LeanTransport(httpx.AsyncBaseTransport):
 
 
 async def _read_head(
-    conn: _Connection, timeout_s: float | None
+    conn: _Connection, timeout_s: float | None, first: bool = True
 ) -> tuple[bytes, int, bytes, list[tuple[bytes, bytes]], bytes]:
-    """(version, status, reason, headers, body bytes read with the head) of the next response."""
+    """(version, status, reason, headers, body bytes read with the head) of the next response;
+    _NoAnswer when the connection ends before the `first` response's first byte."""
     buffer = b""
     while True:
         end = buffer.find(b"\r\n\r\n")
@@ -379,10 +408,18 @@ async def _read_head(
             break
         if len(buffer) > MAX_HEAD:
             raise httpx.RemoteProtocolError("response head too long")
-        data = await conn.read(timeout_s)
+        try:
+            data = await conn.read(timeout_s)
+        except httpx.ReadError as exc:
+            if buffer or not first:
+                raise
+            raise _NoAnswer(exc) from None
         if not data:
-            # Nothing came back: the server closed a kept-alive connection, or died.
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+            # The server closed the connection (a kept-alive one as it was reused, or it died).
+            error = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+            if buffer or not first:
+                raise error
+            raise _NoAnswer(error)
         buffer += data
     head, rest = buffer[:end], buffer[end + 4 :]
     status_line, *header_lines = head.split(b"\r\n")

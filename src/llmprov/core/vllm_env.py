@@ -14,6 +14,7 @@ from packaging.version import InvalidVersion, Version
 from llmprov.core.config import MirrorSettings
 from llmprov.core.layout import CACHE_ROOT, INSTALL_ROOT, EngineLayout
 from llmprov.core.resolve import Resolution, check_torch_pin
+from llmprov.core.values import requirement_name
 from llmprov.core.wheel_lock import Sources
 
 # uv builds the environments; it is installed with pip into a small tools venv of its own.
@@ -414,12 +415,10 @@ print(TAG + json.dumps(out))
 
 
 def probe_argv(env: VllmEnv) -> list[str]:
-    from packaging.requirements import Requirement  # only where a probe is built (start-up time)
-
     return [
         "env", "VLLM_NO_USAGE_STATS=1", "DO_NOT_TRACK=1", "HF_HUB_OFFLINE=1",
         env.python, "-c", PROBE_SCRIPT, env.resolution.package,
-        *(Requirement(r).name for r in env.extras),
+        *(requirement_name(r) for r in env.extras),
     ]  # fmt: skip
 
 
